@@ -1,0 +1,1 @@
+"""videobatch: idempotent, credit-charging batches of AI video generation."""

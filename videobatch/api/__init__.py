@@ -1,0 +1,1 @@
+"""HTTP blueprints: thin views that parse, call one service, and shape the answer."""

@@ -1,0 +1,47 @@
+"""The public API under /api/enterprise, scoped to the caller's account."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, g, request
+
+from videobatch.api.common import load_json
+from videobatch.auth import Caller, bearer_or_header
+from videobatch.extensions import get_config, get_db
+from videobatch.schemas.batch import BatchCreatedSchema, BatchCreateSchema
+from videobatch.services.batches import submit_batch
+from videobatch.services.idempotency import read_request_id
+
+bp = Blueprint("enterprise", __name__, url_prefix="/api/enterprise")
+
+
+@bp.before_request
+def authenticate() -> None:
+    """Every enterprise endpoint needs an API key; the caller's account scopes everything."""
+    verifier = current_app.extensions["videobatch.api_keys"]
+    g.caller = verifier.verify(bearer_or_header(request, "x-api-key"), get_db().transaction)
+
+
+def caller() -> Caller:
+    return g.caller
+
+
+@bp.post("/video-batch")
+def create_batch() -> tuple[dict, int, dict[str, str]]:
+    """Create a batch of videos, charged once; a retry with the same request id replays it."""
+    g.request_id = read_request_id(
+        request.headers.get("x-request-id"), request.headers.get("Idempotency-Key")
+    )
+    config = get_config()
+    payload = load_json(BatchCreateSchema(max_items=config.max_items_per_batch))
+    summary = submit_batch(
+        get_db(),
+        current_app.extensions["videobatch.idempotency"],
+        caller(),
+        g.request_id,
+        payload,
+        max_attempts=config.max_attempts,
+    )
+    body = BatchCreatedSchema().dump(summary)
+    if summary.idempotent_replay:
+        return body, 200, {"Idempotent-Replayed": "true"}
+    return body, 201, {}

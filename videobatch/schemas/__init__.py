@@ -1,0 +1,1 @@
+"""marshmallow schemas: what requests may contain and what responses look like."""

@@ -1,0 +1,89 @@
+"""Batch requests and the shapes batches are answered in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates
+
+from videobatch.schemas.common import NonBlankString, StrictInteger, Timestamp
+
+ASPECT_RATIOS = ("16:9", "9:16", "1:1", "4:3", "3:4", "21:9")
+MAX_METADATA_KEYS = 16
+MAX_METADATA_VALUE = 500
+
+
+class BatchItemSchema(Schema):
+    """One video to generate."""
+
+    prompt = NonBlankString(required=True, validate=validate.Length(min=1, max=4000))
+    duration_seconds = StrictInteger(load_default=5, validate=validate.Range(min=1, max=60))
+    aspect_ratio = fields.String(load_default="16:9", validate=validate.OneOf(ASPECT_RATIOS))
+    style = fields.String(validate=validate.Length(max=64))
+    negative_prompt = fields.String(validate=validate.Length(max=2000))
+    seed = StrictInteger(validate=validate.Range(min=0, max=2**31 - 1))
+    client_ref = fields.String(validate=validate.Length(max=128))
+
+
+class BatchCreateSchema(Schema):
+    """The body of ``POST /api/enterprise/video-batch``."""
+
+    items = fields.List(fields.Nested(BatchItemSchema), required=True)
+    metadata = fields.Dict(
+        keys=fields.String(validate=validate.Length(min=1, max=64)),
+        values=fields.String(),
+        load_default=dict,
+    )
+
+    def __init__(self, *, max_items: int = 1000, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.max_items = max_items
+
+    @validates("items")
+    def _items_within_limits(self, value: list[dict[str, Any]], **_: Any) -> None:
+        if not 1 <= len(value) <= self.max_items:
+            raise ValidationError(f"Must hold between 1 and {self.max_items} items.")
+
+    @validates("metadata")
+    def _metadata_within_limits(self, value: dict[str, str], **_: Any) -> None:
+        if len(value) > MAX_METADATA_KEYS:
+            raise ValidationError(f"At most {MAX_METADATA_KEYS} keys.")
+        long_keys = [key for key, item in value.items() if len(item) > MAX_METADATA_VALUE]
+        if long_keys:
+            raise ValidationError(
+                f"Values must be at most {MAX_METADATA_VALUE} characters: {', '.join(long_keys)}."
+            )
+
+
+class BatchSchema(Schema):
+    """A batch as every endpoint answers it."""
+
+    ok = fields.Constant(True)
+    batch_id = fields.UUID(required=True)
+    request_id = fields.String(required=True)
+    status = fields.String(
+        required=True,
+        metadata={
+            "enum": [
+                "queued",
+                "processing",
+                "completed",
+                "failed",
+                "partially_completed",
+                "cancelled",
+            ]
+        },
+    )
+    total_count = fields.Integer(required=True)
+    cost_per_video = fields.Integer(required=True)
+    required_credits = fields.Integer(required=True)
+    available_credits = fields.Integer(
+        required=True, metadata={"description": "The account's balance now"}
+    )
+    created_at = Timestamp(required=True)
+
+
+class BatchCreatedSchema(BatchSchema):
+    """The answer to a create: the batch, and whether it was an idempotent replay."""
+
+    idempotent_replay = fields.Boolean(required=True)

@@ -1,0 +1,307 @@
+"""Batches: accepting them exactly once, and reading them back."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from videobatch.auth import Caller
+from videobatch.db import utcnow
+from videobatch.errors import IdempotencyKeyReused, RequestInProgress
+from videobatch.extensions import Database
+from videobatch.models import Account, BatchJob, BatchStatus, TaskStatus, VideoTask
+from videobatch.models.batch import BATCH_ENDED
+from videobatch.services import ledger
+from videobatch.services.idempotency import CachedRequest, IdempotencyGate, fingerprint
+
+TASK_PARAMS = ("duration_seconds", "aspect_ratio", "style", "negative_prompt", "seed", "client_ref")
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """A batch as the create endpoint answers it."""
+
+    batch_id: uuid.UUID
+    request_id: str
+    status: str
+    total_count: int
+    cost_per_video: int
+    required_credits: int
+    available_credits: int
+    created_at: datetime
+    fingerprint: str
+    idempotent_replay: bool
+
+
+def submit_batch(
+    db: Database,
+    gate: IdempotencyGate,
+    caller: Caller,
+    request_id: str,
+    payload: dict[str, Any],
+    *,
+    max_attempts: int,
+) -> BatchSummary:
+    """Create the batch this request id stands for, or replay the one it already made.
+
+    This function owns its transactions, unlike the rest of ``services``: the in-flight lock has
+    to be held across the commit and released only after it, and the replay cache written only
+    once the batch is durable.
+    """
+    account_id = caller.account_id
+    payload_fingerprint = fingerprint(payload)
+    deadline = time.monotonic() + gate.wait_ms / 1000
+
+    cached = gate.recall(account_id, request_id)
+    if cached is not None:
+        replay = _replay(db, caller, request_id, payload_fingerprint, cached.batch_id)
+        if replay is not None:
+            return replay
+
+    while True:
+        with gate.lock(account_id, request_id) as held:
+            if held is False:
+                other = gate.wait_for_other(account_id, request_id, deadline)
+                if other is not None:
+                    replay = _replay(db, caller, request_id, payload_fingerprint, other.batch_id)
+                    if replay is not None:
+                        return replay
+                if time.monotonic() < deadline:
+                    continue  # the other request ended without a batch: try again ourselves
+                replay = _replay(db, caller, request_id, payload_fingerprint)
+                if replay is not None:
+                    return replay
+                raise RequestInProgress(
+                    "A request with this request id is still being processed; retry shortly",
+                    headers={"Retry-After": "1"},
+                )
+
+            # We hold the lock, or Redis cannot say: the database decides from here.
+            replay = _replay(db, caller, request_id, payload_fingerprint)
+            if replay is not None:
+                gate.remember(
+                    account_id, request_id, CachedRequest(replay.batch_id, payload_fingerprint)
+                )
+                return replay
+            try:
+                with db.transaction() as session:
+                    created = create_batch(
+                        session,
+                        account_id,
+                        request_id,
+                        payload_fingerprint,
+                        payload,
+                        max_attempts=max_attempts,
+                    )
+            except IntegrityError:
+                # Another request with the same id committed first (the lock was lost, expired
+                # or unavailable): answer with its batch.
+                replay = _replay(db, caller, request_id, payload_fingerprint)
+                if replay is None:
+                    raise
+                return replay
+            gate.remember(
+                account_id, request_id, CachedRequest(created.batch_id, payload_fingerprint)
+            )
+            return created
+
+
+def create_batch(
+    session: Session,
+    account_id: uuid.UUID,
+    request_id: str,
+    payload_fingerprint: str,
+    payload: dict[str, Any],
+    *,
+    max_attempts: int,
+) -> BatchSummary:
+    """Write the batch, its tasks and its charge; the caller commits them together.
+
+    The rows go in before the charge so the account row, which every create of the account
+    updates, stays locked only for the charge and the commit.
+    """
+    items = payload["items"]
+    cost_per_video = session.execute(
+        select(Account.cost_per_video).where(Account.id == account_id)
+    ).scalar_one()
+    required = cost_per_video * len(items)
+    batch_id = uuid.uuid4()
+    now = utcnow()
+    session.execute(
+        insert(BatchJob).values(
+            id=batch_id,
+            account_id=account_id,
+            request_id=request_id,
+            request_fingerprint=payload_fingerprint,
+            status=BatchStatus.QUEUED.value,
+            total_count=len(items),
+            cost_per_video=cost_per_video,
+            required_credits=required,
+            metadata_=payload.get("metadata") or {},
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    session.execute(
+        insert(VideoTask),
+        [
+            {
+                "id": uuid.uuid4(),
+                "batch_id": batch_id,
+                "position": position,
+                "prompt": item["prompt"],
+                "params": {name: item[name] for name in TASK_PARAMS if name in item},
+                "status": TaskStatus.QUEUED.value,
+                "attempts": 0,
+                "max_attempts": max_attempts,
+                "run_after": now,
+                "created_at": now,
+            }
+            for position, item in enumerate(items)
+        ],
+    )
+    balance = ledger.charge_for_batch(session, account_id, batch_id, required)
+    return BatchSummary(
+        batch_id=batch_id,
+        request_id=request_id,
+        status=BatchStatus.QUEUED.value,
+        total_count=len(items),
+        cost_per_video=cost_per_video,
+        required_credits=required,
+        available_credits=balance,
+        created_at=now,
+        fingerprint=payload_fingerprint,
+        idempotent_replay=False,
+    )
+
+
+def _replay(
+    db: Database,
+    caller: Caller,
+    request_id: str,
+    payload_fingerprint: str,
+    batch_id: uuid.UUID | None = None,
+) -> BatchSummary | None:
+    """The existing batch for this request id, with its status and the balance as of now."""
+    with db.transaction() as session:
+        summary = find_batch_summary(
+            session, caller.account_id, request_id=request_id, batch_id=batch_id
+        )
+    if summary is None:
+        return None
+    if summary.fingerprint != payload_fingerprint:
+        raise IdempotencyKeyReused(
+            "This request id was already used with a different payload; use a new request id",
+            batch_id=str(summary.batch_id),
+        )
+    return summary
+
+
+def find_batch_summary(
+    session: Session,
+    account_id: uuid.UUID,
+    *,
+    request_id: str | None = None,
+    batch_id: uuid.UUID | None = None,
+) -> BatchSummary | None:
+    """Look a batch up by request id or id, always within ``account_id``."""
+    query = (
+        select(BatchJob, Account.credits_balance)
+        .join(Account, Account.id == BatchJob.account_id)
+        .where(BatchJob.account_id == account_id)
+    )
+    if batch_id is not None:
+        query = query.where(BatchJob.id == batch_id)
+    if request_id is not None:
+        query = query.where(BatchJob.request_id == request_id)
+    row = session.execute(query).first()
+    if row is None:
+        return None
+    batch, balance = row
+    return BatchSummary(
+        batch_id=batch.id,
+        request_id=batch.request_id,
+        status=batch.status,
+        total_count=batch.total_count,
+        cost_per_video=batch.cost_per_video,
+        required_credits=batch.required_credits,
+        available_credits=balance,
+        created_at=batch.created_at,
+        fingerprint=batch.request_fingerprint,
+        idempotent_replay=True,
+    )
+
+
+# -- status ------------------------------------------------------------------------------------
+
+
+def derive_status(
+    counts: dict[str, int], total: int, *, current: str, cancel_requested: bool
+) -> str:
+    """A batch's status from its task counts (SPEC 6).
+
+    ``current`` matters only before the end: a batch that has started stays ``processing`` even
+    while a retried task waits in ``queued`` again.
+    """
+    completed = counts.get(TaskStatus.COMPLETED, 0)
+    failed = counts.get(TaskStatus.FAILED, 0)
+    cancelled = counts.get(TaskStatus.CANCELLED, 0)
+    if completed + failed + cancelled < total:
+        if current == BatchStatus.QUEUED and counts.get(TaskStatus.QUEUED, 0) == total:
+            return BatchStatus.QUEUED.value
+        return BatchStatus.PROCESSING.value
+    if cancel_requested and cancelled:
+        return BatchStatus.CANCELLED.value
+    if completed == total:
+        return BatchStatus.COMPLETED.value
+    if failed == total:
+        return BatchStatus.FAILED.value
+    return BatchStatus.PARTIALLY_COMPLETED.value
+
+
+def task_counts(session: Session, batch_id: uuid.UUID) -> dict[str, int]:
+    """How many of the batch's tasks are in each status (every status present, zeros included)."""
+    rows = session.execute(
+        select(VideoTask.status, func.count())
+        .where(VideoTask.batch_id == batch_id)
+        .group_by(VideoTask.status)
+    ).all()
+    counts = {status.value: 0 for status in TaskStatus}
+    counts.update({status: count for status, count in rows})
+    return counts
+
+
+def lock_batch(session: Session, batch_id: uuid.UUID) -> BatchJob | None:
+    """The batch row, locked for this transaction.
+
+    Every transaction that changes a task's status takes this lock first, so the last task to
+    end always sees the others' committed states and settles the batch (READ COMMITTED reads a
+    fresh snapshot per statement once the lock is held).
+    """
+    return session.execute(
+        select(BatchJob).where(BatchJob.id == batch_id).with_for_update()
+    ).scalar_one_or_none()
+
+
+def refresh_batch_status(session: Session, batch: BatchJob) -> str:
+    """Recompute ``batch``'s status from its tasks; call with the batch locked (``lock_batch``)."""
+    status = derive_status(
+        task_counts(session, batch.id),
+        batch.total_count,
+        current=batch.status,
+        cancel_requested=batch.cancel_requested_at is not None,
+    )
+    if status != batch.status:
+        now = utcnow()
+        batch.status = status
+        batch.updated_at = now
+        if status in BATCH_ENDED and batch.finished_at is None:
+            batch.finished_at = now
+    return status

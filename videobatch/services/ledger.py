@@ -1,0 +1,126 @@
+"""Credits: every change to a balance is one ledger entry in the same transaction.
+
+Invariant: for every account, ``credits_balance == sum(credit_ledger.delta)``. Each entry has a
+unique ``entry_key`` (``charge:<batch_id>``, ``refund:<task_id>``), so a charge or refund written
+twice fails the whole transaction instead of moving money twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from videobatch.errors import InsufficientCredits, NotFound
+from videobatch.models import Account, LedgerEntry, LedgerKind
+
+
+def _write_entry(
+    session: Session,
+    *,
+    account_id: uuid.UUID,
+    delta: int,
+    kind: LedgerKind,
+    balance_after: int,
+    entry_key: str,
+    batch_id: uuid.UUID | None = None,
+    task_id: uuid.UUID | None = None,
+) -> None:
+    session.execute(
+        insert(LedgerEntry).values(
+            id=uuid.uuid4(),
+            account_id=account_id,
+            delta=delta,
+            kind=kind.value,
+            balance_after=balance_after,
+            entry_key=entry_key,
+            batch_id=batch_id,
+            task_id=task_id,
+        )
+    )
+
+
+def grant_credits(session: Session, account_id: uuid.UUID, amount: int) -> int:
+    """Add ``amount`` credits to an account; returns the new balance."""
+    if amount <= 0:
+        raise ValueError("a grant must be positive")
+    balance = session.execute(
+        update(Account)
+        .where(Account.id == account_id)
+        .values(credits_balance=Account.credits_balance + amount)
+        .returning(Account.credits_balance)
+    ).scalar_one_or_none()
+    if balance is None:
+        raise NotFound(f"No account {account_id}")
+    _write_entry(
+        session,
+        account_id=account_id,
+        delta=amount,
+        kind=LedgerKind.GRANT,
+        balance_after=balance,
+        entry_key=f"grant:{uuid.uuid4()}",
+    )
+    return balance
+
+
+def charge_for_batch(
+    session: Session, account_id: uuid.UUID, batch_id: uuid.UUID, amount: int
+) -> int:
+    """Take ``amount`` credits for a batch, or raise ``InsufficientCredits``; returns the balance.
+
+    The conditional UPDATE is the check: it locks the account row and only matches while the
+    balance covers the charge, so concurrent charges can never drive it below zero.
+    """
+    balance = session.execute(
+        update(Account)
+        .where(Account.id == account_id, Account.credits_balance >= amount)
+        .values(credits_balance=Account.credits_balance - amount)
+        .returning(Account.credits_balance)
+    ).scalar_one_or_none()
+    if balance is None:
+        available = session.execute(
+            select(Account.credits_balance).where(Account.id == account_id)
+        ).scalar_one()
+        raise InsufficientCredits(
+            f"{amount} credits required, {available} available",
+            required_credits=amount,
+            available_credits=available,
+        )
+    _write_entry(
+        session,
+        account_id=account_id,
+        delta=-amount,
+        kind=LedgerKind.CHARGE,
+        balance_after=balance,
+        entry_key=f"charge:{batch_id}",
+        batch_id=batch_id,
+    )
+    return balance
+
+
+def refund_task(
+    session: Session, account_id: uuid.UUID, batch_id: uuid.UUID, task_id: uuid.UUID, amount: int
+) -> int:
+    """Give back one task's credits; returns the balance.
+
+    Call it only in the transaction that moves the task to ``failed`` or ``cancelled``: that
+    transition happens once, and ``refund:<task_id>`` fences anything that slips past it.
+    """
+    balance = session.execute(
+        update(Account)
+        .where(Account.id == account_id)
+        .values(credits_balance=Account.credits_balance + amount)
+        .returning(Account.credits_balance)
+    ).scalar_one()
+    _write_entry(
+        session,
+        account_id=account_id,
+        delta=amount,
+        kind=LedgerKind.REFUND,
+        balance_after=balance,
+        entry_key=f"refund:{task_id}",
+        batch_id=batch_id,
+        task_id=task_id,
+    )
+    return balance
