@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -179,7 +180,9 @@ def server_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str
 def start_gunicorn(
     env: dict[str, str], workers: int = 4, threads: int = 8
 ) -> tuple[str, subprocess.Popen]:
+    """gunicorn with the project's gunicorn.conf.py on a free port; its output goes to a file."""
     port = free_port()
+    log = tempfile.NamedTemporaryFile(prefix="gunicorn-", suffix=".log", delete=False)  # noqa: SIM115
     process = subprocess.Popen(
         [
             sys.executable,
@@ -197,30 +200,37 @@ def start_gunicorn(
         ],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
+    log.close()
+    process.log_path = log.name  # type: ignore[attr-defined]
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited: {process.stderr.read().decode()[-2000:]}")
+            raise RuntimeError(f"gunicorn exited: {Path(log.name).read_text()[-3000:]}")
         try:
-            requests.get(f"{url}/healthz", timeout=1)
+            requests.get(f"{url}/healthz", timeout=1).close()
             return url, process
         except requests.ConnectionError:
             time.sleep(0.2)
-    process.kill()
+    stop_process(process)
     raise RuntimeError("gunicorn did not start within 30 s")
 
 
 def stop_process(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    """Stop a server the tests started, gracefully first."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    log_path = getattr(process, "log_path", None)
+    if log_path:
+        Path(log_path).unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")
