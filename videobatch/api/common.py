@@ -6,9 +6,9 @@ import json
 from typing import Any
 
 from flask import request
-from marshmallow import Schema
+from marshmallow import EXCLUDE, Schema, ValidationError
 
-from videobatch.errors import InvalidJSON
+from videobatch.errors import InvalidJSON, ValidationFailed
 
 
 def load_json(schema: Schema, *, allow_empty: bool = False) -> dict[str, Any]:
@@ -22,3 +22,13 @@ def load_json(schema: Schema, *, allow_empty: bool = False) -> dict[str, Any]:
         except (ValueError, UnicodeDecodeError):
             raise InvalidJSON("The request body is not valid JSON") from None
     return schema.load(body)
+
+
+def load_query(schema: Schema) -> dict[str, Any]:
+    """The query string loaded through ``schema``; unknown parameters are ignored."""
+    try:
+        return schema.load(request.args.to_dict(), unknown=EXCLUDE)
+    except ValidationError as error:
+        raise ValidationFailed(
+            "The query string failed validation", errors=error.normalized_messages()
+        ) from None

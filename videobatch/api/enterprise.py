@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import uuid
+
 from flask import Blueprint, current_app, g, request
 
-from videobatch.api.common import load_json
+from videobatch.api.common import load_json, load_query
 from videobatch.auth import Caller, bearer_or_header
 from videobatch.extensions import get_config, get_db
-from videobatch.schemas.batch import BatchCreatedSchema, BatchCreateSchema
+from videobatch.schemas.account import CreditsSchema
+from videobatch.schemas.batch import (
+    BatchCreatedSchema,
+    BatchCreateSchema,
+    BatchDetailSchema,
+    BatchListQuerySchema,
+    BatchListSchema,
+    PageQuerySchema,
+)
+from videobatch.services import cancellation, ledger, listing
 from videobatch.services.batches import submit_batch
 from videobatch.services.idempotency import read_request_id
 
@@ -45,3 +56,37 @@ def create_batch() -> tuple[dict, int, dict[str, str]]:
     if summary.idempotent_replay:
         return body, 200, {"Idempotent-Replayed": "true"}
     return body, 201, {}
+
+
+@bp.get("/video-batch/<uuid:batch_id>")
+def get_batch(batch_id: uuid.UUID) -> dict:
+    """One batch with its task counts and tasks."""
+    with get_db().transaction() as session:
+        view = listing.get_batch(session, caller().account_id, batch_id)
+    return BatchDetailSchema().dump(view)
+
+
+@bp.get("/video-batch")
+def list_batches() -> dict:
+    """The account's batches, newest first, paged with ``limit`` and ``starting_after``."""
+    query = load_query(BatchListQuerySchema())
+    with get_db().transaction() as session:
+        page = listing.list_batches(session, caller().account_id, **query)
+    return BatchListSchema().dump(page)
+
+
+@bp.post("/video-batch/<uuid:batch_id>/cancel")
+def cancel_batch(batch_id: uuid.UUID) -> dict:
+    """Cancel a batch: queued tasks are cancelled and refunded, running ones finish."""
+    with get_db().transaction() as session:
+        view = cancellation.cancel_batch(session, caller().account_id, batch_id)
+    return BatchDetailSchema().dump(view)
+
+
+@bp.get("/credits")
+def get_credits() -> dict:
+    """The credit balance and the ledger, newest first, paged."""
+    query = load_query(PageQuerySchema())
+    with get_db().transaction() as session:
+        page = ledger.ledger_page(session, caller().account_id, **query)
+    return CreditsSchema().dump(page)

@@ -87,3 +87,93 @@ class BatchCreatedSchema(BatchSchema):
     """The answer to a create: the batch, and whether it was an idempotent replay."""
 
     idempotent_replay = fields.Boolean(required=True)
+
+
+# -- reading batches back (SPEC 4.4-4.6) -------------------------------------------------------
+
+TASK_STATUSES = ("queued", "processing", "completed", "failed", "cancelled")
+BATCH_STATUSES = (
+    "queued",
+    "processing",
+    "completed",
+    "failed",
+    "partially_completed",
+    "cancelled",
+)
+
+
+class TaskCountsSchema(Schema):
+    """How many of a batch's tasks are in each status."""
+
+    queued = fields.Integer(required=True)
+    processing = fields.Integer(required=True)
+    completed = fields.Integer(required=True)
+    failed = fields.Integer(required=True)
+    cancelled = fields.Integer(required=True)
+
+
+class TaskErrorSchema(Schema):
+    """Why a task failed."""
+
+    code = fields.String(required=True, allow_none=True)
+    message = fields.String(required=True, allow_none=True)
+
+
+class TaskSchema(Schema):
+    """One video of a batch."""
+
+    task_id = fields.UUID(required=True)
+    position = fields.Integer(required=True)
+    prompt = fields.String(required=True)
+    client_ref = fields.String(required=True, allow_none=True)
+    status = fields.String(required=True, metadata={"enum": list(TASK_STATUSES)})
+    attempts = fields.Integer(required=True)
+    video_url = fields.String(required=True, allow_none=True)
+    error = fields.Nested(TaskErrorSchema, required=True, allow_none=True)
+    started_at = Timestamp(required=True, allow_none=True)
+    finished_at = Timestamp(required=True, allow_none=True)
+
+
+class BatchStateSchema(BatchSchema):
+    """A batch with its task counts: what the list and the detail share."""
+
+    counts = fields.Nested(TaskCountsSchema, required=True)
+    finished_at = Timestamp(required=True, allow_none=True)
+    cancel_requested_at = Timestamp(required=True, allow_none=True)
+    metadata = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+
+
+class BatchDetailSchema(BatchStateSchema):
+    """``GET /api/enterprise/video-batch/<batch_id>`` and the answer to a cancel."""
+
+    tasks = fields.List(fields.Nested(TaskSchema), required=True)
+
+
+class BatchListItemSchema(BatchStateSchema):
+    """A batch in a list page (no tasks)."""
+
+    class Meta:
+        exclude = ("ok",)
+
+
+class BatchListSchema(Schema):
+    """A page of batches, newest first."""
+
+    ok = fields.Constant(True)
+    data = fields.List(fields.Nested(BatchListItemSchema), required=True)
+    has_more = fields.Boolean(required=True)
+
+
+class PageQuerySchema(Schema):
+    """``limit`` and ``starting_after``: how every list is paged."""
+
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+    starting_after = fields.UUID(
+        load_default=None, metadata={"description": "The id of the last item of the previous page"}
+    )
+
+
+class BatchListQuerySchema(PageQuerySchema):
+    """The query string of ``GET /api/enterprise/video-batch``."""
+
+    status = fields.String(load_default=None, validate=validate.OneOf(BATCH_STATUSES))

@@ -8,8 +8,9 @@ twice fails the whole transaction instead of moving money twice.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from videobatch.errors import InsufficientCredits, NotFound
@@ -124,3 +125,83 @@ def refund_task(
         task_id=task_id,
     )
     return balance
+
+
+def refund_tasks(
+    session: Session,
+    account_id: uuid.UUID,
+    batch_id: uuid.UUID,
+    task_ids: list[uuid.UUID],
+    amount_each: int,
+) -> int | None:
+    """``refund_task`` for many tasks at once: one balance update, one entry per task.
+
+    Same rule as ``refund_task``: only in the transaction that ended those tasks. Returns the
+    balance, or None when there was nothing to refund.
+    """
+    if not task_ids:
+        return None
+    total = amount_each * len(task_ids)
+    balance = session.execute(
+        update(Account)
+        .where(Account.id == account_id)
+        .values(credits_balance=Account.credits_balance + total)
+        .returning(Account.credits_balance)
+    ).scalar_one()
+    opening = balance - total
+    session.execute(
+        insert(LedgerEntry),
+        [
+            {
+                "id": uuid.uuid4(),
+                "account_id": account_id,
+                "delta": amount_each,
+                "kind": LedgerKind.REFUND.value,
+                "balance_after": opening + amount_each * (index + 1),
+                "entry_key": f"refund:{task_id}",
+                "batch_id": batch_id,
+                "task_id": task_id,
+            }
+            for index, task_id in enumerate(task_ids)
+        ],
+    )
+    return balance
+
+
+@dataclass(frozen=True)
+class LedgerPage:
+    available_credits: int
+    entries: list[LedgerEntry]
+    has_more: bool
+
+
+def ledger_page(
+    session: Session, account_id: uuid.UUID, *, limit: int, starting_after: uuid.UUID | None
+) -> LedgerPage:
+    """The account's balance and its ledger entries, newest first, after ``starting_after``."""
+    query = select(LedgerEntry).where(LedgerEntry.account_id == account_id)
+    if starting_after is not None:
+        cursor = session.execute(
+            select(LedgerEntry.created_at, LedgerEntry.id).where(
+                LedgerEntry.id == starting_after, LedgerEntry.account_id == account_id
+            )
+        ).first()
+        if cursor is None:
+            raise NotFound(f"No ledger entry {starting_after} to start after")
+        query = query.where(
+            or_(
+                LedgerEntry.created_at < cursor.created_at,
+                and_(LedgerEntry.created_at == cursor.created_at, LedgerEntry.id < cursor.id),
+            )
+        )
+    entries = list(
+        session.execute(
+            query.order_by(LedgerEntry.created_at.desc(), LedgerEntry.id.desc()).limit(limit + 1)
+        ).scalars()
+    )
+    balance = session.execute(
+        select(Account.credits_balance).where(Account.id == account_id)
+    ).scalar_one()
+    return LedgerPage(
+        available_credits=balance, entries=entries[:limit], has_more=len(entries) > limit
+    )

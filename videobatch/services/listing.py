@@ -1,0 +1,183 @@
+"""Reading batches back for their owner: one batch with its tasks, and newest-first pages."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from videobatch.errors import NotFound
+from videobatch.models import Account, BatchJob, TaskStatus, VideoTask
+
+
+@dataclass(frozen=True)
+class TaskError:
+    code: str | None
+    message: str | None
+
+
+@dataclass(frozen=True)
+class TaskView:
+    task_id: uuid.UUID
+    position: int
+    prompt: str
+    client_ref: str | None
+    status: str
+    attempts: int
+    video_url: str | None
+    error: TaskError | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, task: VideoTask) -> TaskView:
+        failed = task.error_code is not None or task.error_message is not None
+        return cls(
+            task_id=task.id,
+            position=task.position,
+            prompt=task.prompt,
+            client_ref=(task.params or {}).get("client_ref"),
+            status=task.status,
+            attempts=task.attempts,
+            video_url=task.video_url,
+            error=TaskError(task.error_code, task.error_message) if failed else None,
+            started_at=task.started_at,
+            finished_at=task.finished_at,
+        )
+
+
+@dataclass(frozen=True)
+class BatchView:
+    """A batch as its owner reads it: the create fields, counts, and (for one batch) its tasks."""
+
+    batch_id: uuid.UUID
+    request_id: str
+    status: str
+    total_count: int
+    cost_per_video: int
+    required_credits: int
+    available_credits: int
+    created_at: datetime
+    finished_at: datetime | None
+    cancel_requested_at: datetime | None
+    metadata: dict[str, Any]
+    counts: dict[str, int]
+    tasks: list[TaskView]
+
+
+@dataclass(frozen=True)
+class BatchPage:
+    data: list[BatchView]
+    has_more: bool
+
+
+def _empty_counts() -> dict[str, int]:
+    return {status.value: 0 for status in TaskStatus}
+
+
+def _view(
+    batch: BatchJob, balance: int, counts: dict[str, int], tasks: list[TaskView]
+) -> BatchView:
+    return BatchView(
+        batch_id=batch.id,
+        request_id=batch.request_id,
+        status=batch.status,
+        total_count=batch.total_count,
+        cost_per_video=batch.cost_per_video,
+        required_credits=batch.required_credits,
+        available_credits=balance,
+        created_at=batch.created_at,
+        finished_at=batch.finished_at,
+        cancel_requested_at=batch.cancel_requested_at,
+        metadata=batch.metadata_ or {},
+        counts=counts,
+        tasks=tasks,
+    )
+
+
+def _balance(session: Session, account_id: uuid.UUID) -> int:
+    return session.execute(
+        select(Account.credits_balance).where(Account.id == account_id)
+    ).scalar_one()
+
+
+def _counts_by_batch(session: Session, batch_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict]:
+    counts: dict[uuid.UUID, dict[str, int]] = defaultdict(_empty_counts)
+    if not batch_ids:
+        return counts
+    rows = session.execute(
+        select(VideoTask.batch_id, VideoTask.status, func.count())
+        .where(VideoTask.batch_id.in_(batch_ids))
+        .group_by(VideoTask.batch_id, VideoTask.status)
+    ).all()
+    for batch_id, status, count in rows:
+        counts[batch_id][status] = count
+    return counts
+
+
+def get_batch(session: Session, account_id: uuid.UUID, batch_id: uuid.UUID) -> BatchView:
+    """One of the account's batches with its counts and tasks; another account's is NotFound."""
+    batch = session.execute(
+        select(BatchJob).where(BatchJob.id == batch_id, BatchJob.account_id == account_id)
+    ).scalar_one_or_none()
+    if batch is None:
+        raise NotFound(f"No batch {batch_id}")
+    tasks = list(
+        session.execute(
+            select(VideoTask).where(VideoTask.batch_id == batch_id).order_by(VideoTask.position)
+        ).scalars()
+    )
+    counts = _empty_counts()
+    for task in tasks:
+        counts[task.status] += 1
+    views = [TaskView.of(task) for task in tasks]
+    return _view(batch, _balance(session, account_id), counts, views)
+
+
+def list_batches(
+    session: Session,
+    account_id: uuid.UUID,
+    *,
+    limit: int,
+    starting_after: uuid.UUID | None = None,
+    status: str | None = None,
+) -> BatchPage:
+    """The account's batches, newest first, after the cursor batch ``starting_after``.
+
+    The cursor is a position (created_at, id), not an offset, so batches created while a client
+    pages neither shift the pages nor appear twice.
+    """
+    query = select(BatchJob).where(BatchJob.account_id == account_id)
+    if status is not None:
+        query = query.where(BatchJob.status == status)
+    if starting_after is not None:
+        cursor = session.execute(
+            select(BatchJob.created_at, BatchJob.id).where(
+                BatchJob.id == starting_after, BatchJob.account_id == account_id
+            )
+        ).first()
+        if cursor is None:
+            raise NotFound(f"No batch {starting_after} to start after")
+        query = query.where(
+            or_(
+                BatchJob.created_at < cursor.created_at,
+                and_(BatchJob.created_at == cursor.created_at, BatchJob.id < cursor.id),
+            )
+        )
+    batches = list(
+        session.execute(
+            query.order_by(BatchJob.created_at.desc(), BatchJob.id.desc()).limit(limit + 1)
+        ).scalars()
+    )
+    page = batches[:limit]
+    balance = _balance(session, account_id)
+    counts = _counts_by_batch(session, [batch.id for batch in page])
+    return BatchPage(
+        data=[_view(batch, balance, counts[batch.id], []) for batch in page],
+        has_more=len(batches) > limit,
+    )
