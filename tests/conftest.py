@@ -213,7 +213,7 @@ def start_gunicorn(
         try:
             requests.get(f"{url}/healthz", timeout=1).close()
             return url, process
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # still booting
             time.sleep(0.2)
     stop_process(process)
     raise RuntimeError("gunicorn did not start within 30 s")

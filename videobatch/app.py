@@ -46,10 +46,11 @@ def register_extensions(app: Flask, config: Config) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from videobatch.api import enterprise, health
+    from videobatch.api import docs, enterprise, health
 
     app.register_blueprint(health.bp)
     app.register_blueprint(enterprise.bp)
+    app.register_blueprint(docs.bp)
 
 
 def register_errors(app: Flask) -> None:

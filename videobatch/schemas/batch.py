@@ -169,11 +169,11 @@ class PageQuerySchema(Schema):
 
     limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
     starting_after = fields.UUID(
-        load_default=None, metadata={"description": "The id of the last item of the previous page"}
+        metadata={"description": "The id of the last item of the previous page"}
     )
 
 
 class BatchListQuerySchema(PageQuerySchema):
     """The query string of ``GET /api/enterprise/video-batch``."""
 
-    status = fields.String(load_default=None, validate=validate.OneOf(BATCH_STATUSES))
+    status = fields.String(validate=validate.OneOf(BATCH_STATUSES))

@@ -176,7 +176,11 @@ class LedgerPage:
 
 
 def ledger_page(
-    session: Session, account_id: uuid.UUID, *, limit: int, starting_after: uuid.UUID | None
+    session: Session,
+    account_id: uuid.UUID,
+    *,
+    limit: int,
+    starting_after: uuid.UUID | None = None,
 ) -> LedgerPage:
     """The account's balance and its ledger entries, newest first, after ``starting_after``."""
     query = select(LedgerEntry).where(LedgerEntry.account_id == account_id)
