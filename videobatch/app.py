@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from flask import Flask
 
 from videobatch.auth import ApiKeyVerifier
@@ -19,14 +17,18 @@ def create_app(config: Config | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = config.max_content_length
     app.json.sort_keys = False  # answers keep the field order of their schema
     register_extensions(app, config)
+    register_observability(app)
     register_blueprints(app)
+    register_rate_limits(app, config)
     register_errors(app)
     register_cli(app)
     return app
 
 
 def register_extensions(app: Flask, config: Config) -> None:
-    logging.basicConfig(level=config.log_level)
+    from videobatch.logs import configure_logging
+
+    configure_logging(config.log_level, [config.internal_worker_secret, config.api_key_pepper])
     database = Database()
     database.init(config)
     redis_holder = RedisHolder()
@@ -51,6 +53,22 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(health.bp)
     app.register_blueprint(enterprise.bp)
     app.register_blueprint(docs.bp)
+
+
+def register_observability(app: Flask) -> None:
+    # Registered before the rate limiter's hook so that a limited request is logged and counted.
+    from videobatch.logs import register_request_logging
+    from videobatch.metrics import register_request_metrics
+
+    register_request_logging(app)
+    register_request_metrics(app)
+
+
+def register_rate_limits(app: Flask, config: Config) -> None:
+    # After the blueprints: the limits attach to them by name.
+    from videobatch.rate_limits import register_rate_limits as attach_limiter
+
+    attach_limiter(app, config)
 
 
 def register_errors(app: Flask) -> None:

@@ -62,6 +62,18 @@ class Config:
     simulated_seed: int = 0
     embedded_worker: bool = False
     log_level: str = "INFO"
+    # Every call to a dependency is bounded, so a stuck one costs a 503, never a hung thread.
+    db_connect_timeout_s: int = 5
+    db_statement_timeout_ms: int = 15_000
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+    db_pool_timeout_s: float = 5.0
+    redis_socket_timeout_s: float = 0.5
+    readiness_timeout_s: float = 2.0
+    rate_limit_enabled: bool = True
+    rate_limit_default: str = "6000 per minute"  # per API key, across the public API
+    rate_limit_internal: str = "60000 per minute"  # per worker host, across the internal API
+    prometheus_multiproc_dir: str = ""  # set under gunicorn: metrics summed over its workers
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -104,6 +116,17 @@ class Config:
             simulated_seed=_int(env, "SIMULATED_SEED", 0),
             embedded_worker=env.get("EMBEDDED_WORKER", "") in ("1", "true", "yes"),
             log_level=env.get("LOG_LEVEL", "INFO"),
+            db_connect_timeout_s=_int(env, "DB_CONNECT_TIMEOUT_S", 5),
+            db_statement_timeout_ms=_int(env, "DB_STATEMENT_TIMEOUT_MS", 15_000),
+            db_pool_size=_int(env, "DB_POOL_SIZE", 10),
+            db_max_overflow=_int(env, "DB_MAX_OVERFLOW", 10),
+            db_pool_timeout_s=_float(env, "DB_POOL_TIMEOUT_S", 5.0),
+            redis_socket_timeout_s=_float(env, "REDIS_SOCKET_TIMEOUT_S", 0.5),
+            readiness_timeout_s=_float(env, "READINESS_TIMEOUT_S", 2.0),
+            rate_limit_enabled=env.get("RATE_LIMIT_ENABLED", "1") not in ("0", "false", "no"),
+            rate_limit_default=env.get("RATE_LIMIT_DEFAULT", "6000 per minute"),
+            rate_limit_internal=env.get("RATE_LIMIT_INTERNAL", "60000 per minute"),
+            prometheus_multiproc_dir=env.get("PROMETHEUS_MULTIPROC_DIR", ""),
         )
 
     def with_embedded_secrets(self) -> Config:

@@ -9,9 +9,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import redis
 from flask import Flask, Response, g, json
 from marshmallow import ValidationError
+from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
+
+from videobatch import metrics
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +125,7 @@ def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> Re
     if request_id is not None:
         body["request_id"] = request_id
     body.update(extra)
+    metrics.ERRORS.labels(str(status), code).inc()
     return Response(json.dumps(body, separators=(",", ":")), status=status, mimetype=PROBLEM_JSON)
 
 
@@ -159,6 +164,28 @@ def register_error_handlers(app: Flask) -> None:
         retry_after = getattr(error, "retry_after", None)
         if retry_after:
             response.headers["Retry-After"] = str(retry_after)
+        return response
+
+    @app.errorhandler(sa_exc.DBAPIError)
+    @app.errorhandler(sa_exc.TimeoutError)
+    @app.errorhandler(redis.ConnectionError)
+    @app.errorhandler(redis.TimeoutError)
+    def handle_dependency_error(error: Exception) -> Response:
+        # A dependency that is down, stuck past its timeout, or out of pooled connections is a
+        # 503 the client may retry, not a 500. Other database errors (integrity, data) are bugs.
+        if isinstance(error, sa_exc.DBAPIError) and not (
+            isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError)
+            or error.connection_invalidated
+        ):
+            return handle_unexpected(error)
+        log.warning("dependency unavailable: %s", type(error).__name__)
+        response = problem(
+            503,
+            "service_unavailable",
+            "Service unavailable",
+            "A dependency did not answer in time; retry shortly",
+        )
+        response.headers["Retry-After"] = "1"
         return response
 
     @app.errorhandler(Exception)

@@ -27,7 +27,7 @@ class Database:
         self._sessions: sessionmaker[Session] | None = None
 
     def init(self, config: Config) -> None:
-        self.engine = make_engine(config.database_url)
+        self.engine = make_engine(config.database_url, config)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @property
@@ -47,23 +47,32 @@ class Database:
             self.engine.dispose()
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, config: Config | None = None) -> Engine:
     """An engine tuned for the backend: pooled PostgreSQL, or a WAL-mode SQLite file."""
+    config = config or Config()
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            hide_parameters=True,  # error messages go to logs; bound values hold prompts
+        )
         _make_sqlite_transactions_immediate(engine)
         return engine
     return create_engine(
         url,
-        pool_size=10,
-        max_overflow=10,
+        pool_size=config.db_pool_size,
+        max_overflow=config.db_max_overflow,
         pool_pre_ping=True,
-        pool_timeout=5,
+        pool_timeout=config.db_pool_timeout_s,
+        hide_parameters=True,  # error messages go to logs; bound values hold prompts
         # A stuck statement fails in bounded time instead of holding a web thread forever.
-        connect_args={"connect_timeout": 5, "options": "-c statement_timeout=15000"},
+        connect_args={
+            "connect_timeout": config.db_connect_timeout_s,
+            "options": f"-c statement_timeout={config.db_statement_timeout_ms}",
+        },
     )
 
 
@@ -96,8 +105,8 @@ class RedisHolder:
             self.client = redis.Redis.from_url(
                 config.redis_url,
                 # Redis is the fast path, never the truth: a slow Redis must not hold a request.
-                socket_timeout=0.5,
-                socket_connect_timeout=0.5,
+                socket_timeout=config.redis_socket_timeout_s,
+                socket_connect_timeout=config.redis_socket_timeout_s,
                 health_check_interval=30,
             )
         else:

@@ -6,6 +6,7 @@ import uuid
 
 from flask import Blueprint, current_app, g, request
 
+from videobatch import metrics
 from videobatch.api.common import load_json, load_query
 from videobatch.auth import Caller, bearer_or_header
 from videobatch.extensions import get_config, get_db
@@ -52,6 +53,7 @@ def create_batch() -> tuple[dict, int, dict[str, str]]:
         payload,
         max_attempts=config.max_attempts,
     )
+    metrics.record_submission(summary.idempotent_replay)
     body = BatchCreatedSchema().dump(summary)
     if summary.idempotent_replay:
         return body, 200, {"Idempotent-Replayed": "true"}

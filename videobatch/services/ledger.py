@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from videobatch import metrics
 from videobatch.errors import InsufficientCredits, NotFound
 from videobatch.models import Account, LedgerEntry, LedgerKind
 
@@ -97,6 +98,7 @@ def charge_for_batch(
         entry_key=f"charge:{batch_id}",
         batch_id=batch_id,
     )
+    metrics.count_after_commit(session, metrics.CREDITS_CHARGED, amount)
     return balance
 
 
@@ -124,6 +126,7 @@ def refund_task(
         batch_id=batch_id,
         task_id=task_id,
     )
+    metrics.count_after_commit(session, metrics.CREDITS_REFUNDED, amount)
     return balance
 
 
@@ -165,6 +168,7 @@ def refund_tasks(
             for index, task_id in enumerate(task_ids)
         ],
     )
+    metrics.count_after_commit(session, metrics.CREDITS_REFUNDED, total)
     return balance
 
 
