@@ -48,10 +48,11 @@ def register_extensions(app: Flask, config: Config) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from videobatch.api import docs, enterprise, health
+    from videobatch.api import docs, enterprise, health, internal
 
     app.register_blueprint(health.bp)
     app.register_blueprint(enterprise.bp)
+    app.register_blueprint(internal.bp)
     app.register_blueprint(docs.bp)
 
 

@@ -37,6 +37,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(keys_group)
     app.cli.add_command(credits_group)
     app.cli.add_command(serve)
+    app.cli.add_command(reap)
 
 
 @click.group("db", help="Database schema.")
@@ -139,17 +140,100 @@ def credits_grant(account_id: uuid.UUID, amount: int) -> None:
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-def serve(host: str, port: int) -> None:
+@click.option(
+    "--worker/--no-worker",
+    "with_worker",
+    default=True,
+    show_default=True,
+    help="Run a worker thread here, so batches complete on their own.",
+)
+def serve(host: str, port: int, with_worker: bool) -> None:
     """Run the API on the embedded default (schema applied, demo account on first start)."""
     from flask import current_app
     from werkzeug.serving import run_simple
 
-    from videobatch.embedded import prepare
+    from videobatch.embedded import prepare, start_embedded_worker
 
     app = current_app._get_current_object()
     for line in prepare(app, base_url=f"http://{host}:{port}"):
         click.echo(line)
-    run_simple(host, port, app, threaded=True, use_reloader=False)
+    embedded_worker = start_embedded_worker(app) if with_worker else None
+    if embedded_worker is not None:
+        click.echo(f"worker thread running the {embedded_worker.provider.name} provider")
+    try:
+        run_simple(host, port, app, threaded=True, use_reloader=False)
+    finally:
+        if embedded_worker is not None:
+            embedded_worker.stop()
+
+
+@click.command("reap")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=500, show_default=True)
+@click.option("--loop", is_flag=True, help="Keep reaping every --interval seconds.")
+@click.option("--interval", type=click.FloatRange(0.1), default=5.0, show_default=True)
+def reap(limit: int, loop: bool, interval: float) -> None:
+    """Settle expired leases nobody reclaimed: requeue, or fail/cancel and refund."""
+    import time
+
+    from videobatch.services.tasks import reap_expired_leases
+
+    while True:
+        with get_db().transaction() as session:
+            report = reap_expired_leases(session, limit=limit)
+        _echo_json(
+            {"requeued": report.requeued, "failed": report.failed, "cancelled": report.cancelled}
+        )
+        if not loop:
+            return
+        time.sleep(interval)
+
+
+@click.command("worker")
+@click.option(
+    "--api-url", default=None, help="The API the worker claims from (default: WORKER_API_URL)."
+)
+@click.option("--concurrency", type=click.IntRange(1, 256), default=4, show_default=True)
+@click.option("--lease-seconds", type=click.IntRange(1, 3600), default=60, show_default=True)
+@click.option("--poll-interval", type=click.FloatRange(0.01, 60), default=1.0, show_default=True)
+@click.option(
+    "--drain-timeout",
+    type=click.FloatRange(0),
+    default=30.0,
+    show_default=True,
+    help="On SIGTERM, how long running tasks may finish before they are released.",
+)
+@click.option("--worker-id", default=None, help="Name in leases and logs (default: host:pid).")
+def worker(
+    api_url: str | None,
+    concurrency: int,
+    lease_seconds: int,
+    poll_interval: float,
+    drain_timeout: float,
+    worker_id: str | None,
+) -> None:
+    """Run a worker: claim tasks over the internal API, generate, report (SIGTERM drains)."""
+    import logging
+
+    from videobatch.config import WORKER_REQUIRED, Config, ConfigError
+    from videobatch.worker.runner import run_worker_process
+
+    try:
+        config = Config.from_env(required=WORKER_REQUIRED).with_embedded_secrets()
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    logging.basicConfig(
+        level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    status = run_worker_process(
+        config,
+        api_url=api_url or config.worker_api_url,
+        concurrency=concurrency,
+        lease_seconds=lease_seconds,
+        poll_interval_s=poll_interval,
+        drain_timeout_s=drain_timeout,
+        worker_id=worker_id,
+    )
+    raise SystemExit(status)
 
 
 def main() -> None:
@@ -163,4 +247,6 @@ def main() -> None:
         set_debug_flag=False,
         help="videobatch: idempotent, credit-charging video batches.",
     )
+    # The worker needs no app (no database): it talks to the API over HTTP.
+    cli.add_command(worker)
     cli.main(prog_name="videobatch")

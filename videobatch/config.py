@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 PRODUCTION_REQUIRED = ("DATABASE_URL", "REDIS_URL", "INTERNAL_WORKER_SECRET", "API_KEY_PEPPER")
+# A worker process reaches tasks through the internal API only: it needs no database or Redis.
+WORKER_REQUIRED = ("WORKER_API_URL", "INTERNAL_WORKER_SECRET")
 
 
 class ConfigError(RuntimeError):
@@ -62,6 +64,7 @@ class Config:
     simulated_seed: int = 0
     embedded_worker: bool = False
     log_level: str = "INFO"
+    worker_api_url: str = "http://127.0.0.1:8000"  # where `videobatch worker` finds the API
     # Every call to a dependency is bounded, so a stuck one costs a 503, never a hung thread.
     db_connect_timeout_s: int = 5
     db_statement_timeout_ms: int = 15_000
@@ -81,12 +84,17 @@ class Config:
         return self.env == "production"
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Config:
+    def from_env(
+        cls,
+        environ: dict[str, str] | None = None,
+        *,
+        required: tuple[str, ...] = PRODUCTION_REQUIRED,
+    ) -> Config:
         """Build the configuration from the environment (``os.environ`` by default)."""
         env = dict(os.environ if environ is None else environ)
         mode = env.get("VIDEOBATCH_ENV", "development")
         if mode == "production":
-            missing = [name for name in PRODUCTION_REQUIRED if not env.get(name)]
+            missing = [name for name in required if not env.get(name)]
             if missing:
                 raise ConfigError(
                     "VIDEOBATCH_ENV=production needs " + ", ".join(missing) + "; refusing to start"
@@ -116,6 +124,7 @@ class Config:
             simulated_seed=_int(env, "SIMULATED_SEED", 0),
             embedded_worker=env.get("EMBEDDED_WORKER", "") in ("1", "true", "yes"),
             log_level=env.get("LOG_LEVEL", "INFO"),
+            worker_api_url=env.get("WORKER_API_URL", "http://127.0.0.1:8000"),
             db_connect_timeout_s=_int(env, "DB_CONNECT_TIMEOUT_S", 5),
             db_statement_timeout_ms=_int(env, "DB_STATEMENT_TIMEOUT_MS", 15_000),
             db_pool_size=_int(env, "DB_POOL_SIZE", 10),

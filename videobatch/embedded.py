@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +11,9 @@ from flask import Flask
 
 from videobatch import schema
 from videobatch.services import accounts
+from videobatch.worker.clients import LocalTaskClient
+from videobatch.worker.providers import load_provider
+from videobatch.worker.runner import Worker
 
 DEMO_CREDITS = 1000
 
@@ -42,3 +47,25 @@ def prepare(app: Flask, *, base_url: str) -> Iterator[str]:
         yield f"  ENTERPRISE_API_KEY={demo.api_key}"
         yield f"  INTERNAL_WORKER_SECRET={config.internal_worker_secret}"
     yield f"demo credentials: source {credentials}  (then: scripts/test-batch-flow.sh)"
+
+
+def start_embedded_worker(app: Flask, *, concurrency: int = 2) -> Worker:
+    """A worker thread in this process, on this app's database, with the configured provider.
+
+    It is what makes a batch created against ``videobatch serve`` complete on its own.
+    """
+    config = app.extensions["videobatch.config"]
+    client = LocalTaskClient(
+        app.extensions["videobatch.db"], config, worker_id=f"embedded:{os.getpid()}"
+    )
+    worker = Worker(
+        client,
+        load_provider(config),
+        concurrency=concurrency,
+        lease_seconds=60,
+        poll_interval_s=0.5,
+        drain_timeout_s=10,
+        name="embedded-worker",
+    )
+    threading.Thread(target=worker.run, name="embedded-worker", daemon=True).start()
+    return worker

@@ -77,6 +77,13 @@ class VideoTask(Base):
             postgresql_where=text("status IN ('queued', 'processing')"),
             sqlite_where=text("status IN ('queued', 'processing')"),
         ),
+        # The reaper reads leases that ran out, in expiry order (migration 0002).
+        Index(
+            "ix_video_tasks_lease_expiry",
+            "lease_expires_at",
+            postgresql_where=text("status = 'processing'"),
+            sqlite_where=text("status = 'processing'"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
