@@ -14,7 +14,7 @@ from typing import Any
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Flask
-from marshmallow import Schema
+from marshmallow import Schema, fields, validate
 
 from videobatch import errors
 from videobatch.config import Config
@@ -28,6 +28,17 @@ from videobatch.schemas.batch import (
     PageQuerySchema,
 )
 from videobatch.schemas.common import NonBlankString, ProblemSchema, StrictInteger, Timestamp
+from videobatch.schemas.worker import (
+    ClaimRequestSchema,
+    ClaimResponseSchema,
+    CompleteRequestSchema,
+    FailRequestSchema,
+    HeartbeatRequestSchema,
+    HeartbeatResponseSchema,
+    RunOnceRequestSchema,
+    RunOnceResponseSchema,
+    TaskOutcomeSchema,
+)
 
 OPENAPI_VERSION = "3.1.0"
 API_KEY_SECURITY = [{"ApiKey": []}, {"ApiKeyBearer": []}]
@@ -53,6 +64,7 @@ NOT_FOUND = api_error(errors.NotFound)
 VALIDATION = api_error(errors.ValidationFailed)
 RATE_LIMITED = http_error(429, "Too many requests")
 PAYLOAD_TOO_LARGE = http_error(413, "Payload too large")
+LEASE_LOST = api_error(errors.LeaseLost)
 API_KEY_ERRORS = (api_error(errors.ApiKeyRequired), api_error(errors.InvalidApiKey), RATE_LIMITED)
 WORKER_ERRORS = (
     api_error(errors.InvalidWorkerSecret),
@@ -67,9 +79,11 @@ class Operation:
     """What one endpoint reads and answers, beyond what its route already says."""
 
     tag: str
-    responses: dict[int, type[Schema]]
+    responses: dict[int, type[Schema] | str]  # a schema, or the name of a component below
     errors: tuple[ErrorCode, ...] = ()
     body: type[Schema] | None = None
+    body_required: bool = True
+    media_type: str = "application/json"
     query: type[Schema] | None = None
     headers: tuple[dict[str, Any], ...] = ()
     security: list[dict[str, list]] | None = field(default_factory=lambda: API_KEY_SECURITY)
@@ -137,6 +151,66 @@ OPERATIONS: dict[str, Operation] = {
         responses={200: CreditsSchema},
         errors=(VALIDATION, NOT_FOUND),
     ),
+    "internal.claim": Operation(
+        tag="worker",
+        security=WORKER_SECURITY,
+        body=ClaimRequestSchema,
+        body_required=False,
+        responses={200: ClaimResponseSchema},
+        errors=BODY_ERRORS,
+    ),
+    "internal.heartbeat": Operation(
+        tag="worker",
+        security=WORKER_SECURITY,
+        body=HeartbeatRequestSchema,
+        responses={200: HeartbeatResponseSchema},
+        errors=(*BODY_ERRORS, LEASE_LOST),
+    ),
+    "internal.complete": Operation(
+        tag="worker",
+        security=WORKER_SECURITY,
+        body=CompleteRequestSchema,
+        responses={200: TaskOutcomeSchema},
+        errors=(*BODY_ERRORS, LEASE_LOST),
+    ),
+    "internal.fail": Operation(
+        tag="worker",
+        security=WORKER_SECURITY,
+        body=FailRequestSchema,
+        responses={200: TaskOutcomeSchema},
+        errors=(*BODY_ERRORS, LEASE_LOST),
+    ),
+    "internal.run_once": Operation(
+        tag="worker",
+        security=WORKER_SECURITY,
+        body=RunOnceRequestSchema,
+        body_required=False,
+        responses={200: RunOnceResponseSchema},
+        errors=BODY_ERRORS,
+    ),
+    "health.healthz": Operation(tag="health", security=None, responses={200: "Health"}),
+    "health.readyz": Operation(
+        tag="health",
+        security=None,
+        responses={200: "Health"},
+        errors=(api_error(errors.ServiceUnavailable),),
+    ),
+    "health.metrics": Operation(
+        tag="health", security=None, responses={200: "Metrics"}, media_type="text/plain"
+    ),
+}
+
+# Shapes with no marshmallow schema behind them (the probes answer plain dicts).
+PLAIN_COMPONENTS = {
+    "Health": {
+        "type": "object",
+        "properties": {
+            "ok": {"type": "boolean", "const": True},
+            "checks": {"type": "object", "description": "Each dependency and how it answered"},
+        },
+        "required": ["ok"],
+    },
+    "Metrics": {"type": "string", "description": "Prometheus text exposition format"},
 }
 
 TAGS = [
@@ -201,7 +275,7 @@ def _operation(app: Flask, endpoint: str, spec_op: Operation, path_params: list)
     responses: dict[str, Any] = {
         str(status): {
             "description": summary or "Success",
-            "content": {"application/json": {"schema": schema}},
+            "content": {spec_op.media_type: {"schema": schema}},
         }
         for status, schema in spec_op.responses.items()
     }
@@ -228,7 +302,7 @@ def _operation(app: Flask, endpoint: str, spec_op: Operation, path_params: list)
         operation["parameters"].append({"in": "query", "schema": spec_op.query})
     if spec_op.body is not None:
         operation["requestBody"] = {
-            "required": True,
+            "required": spec_op.body_required,
             "content": {"application/json": {"schema": spec_op.body}},
         }
     operation["security"] = spec_op.security or []
@@ -243,13 +317,22 @@ def _state_what_code_checks(document: dict[str, Any], config: Config) -> None:
     create["items"].update(minItems=1, maxItems=config.max_items_per_batch)
     create["metadata"].update(maxProperties=16, propertyNames={"minLength": 1, "maxLength": 64})
     create["metadata"]["additionalProperties"].update(maxLength=500)
-    schemas["BatchItem"]["properties"]["prompt"]["pattern"] = r"\S"  # not blank
     # RFC 9457: a problem may carry extension members beyond the ones listed.
     schemas["Problem"]["additionalProperties"] = True
-    for schema in schemas.values():
-        if "ok" in schema.get("properties", {}):
-            schema["properties"]["ok"] = {"type": "boolean", "const": True}
     schemas["Problem"]["properties"]["ok"] = {"type": "boolean", "const": False}
+
+
+def _field_attributes(converter: Any, field: fields.Field, ret: dict, **_: Any) -> dict:
+    """What videobatch's own field types add to the JSON schema of a field."""
+    if isinstance(field, NonBlankString):
+        return {"pattern": r"\S"}
+    if isinstance(field, fields.Constant) and isinstance(field.constant, bool):
+        return {"type": "boolean", "const": field.constant}
+    for validator in field.validators:
+        if isinstance(validator, validate.URL):
+            schemes = "|".join(sorted(validator.schemes))
+            return {"format": "uri", "pattern": f"^(?:{schemes})://"}
+    return {}
 
 
 def build_openapi(app: Flask) -> dict[str, Any]:
@@ -268,7 +351,10 @@ def build_openapi(app: Flask) -> dict[str, Any]:
     plugin.map_to_openapi_type(Timestamp, "string", "date-time")
     plugin.map_to_openapi_type(StrictInteger, "integer", None)
     plugin.map_to_openapi_type(NonBlankString, "string", None)
+    plugin.converter.add_attribute_function(_field_attributes)
     spec.components.schema("Problem", schema=ProblemSchema)
+    for name, component in PLAIN_COMPONENTS.items():
+        spec.components.schema(name, component)
     for name, scheme in SECURITY_SCHEMES.items():
         spec.components.security_scheme(name, scheme)
     operations: dict[str, dict[str, Any]] = {}

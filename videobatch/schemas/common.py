@@ -10,7 +10,10 @@ from marshmallow import Schema, ValidationError, fields
 
 
 class StrictInteger(fields.Integer):
-    """An integer that is really an integer: no strings, floats or booleans."""
+    """An integer that is really an integer: no strings, fractions or booleans.
+
+    ``5.0`` is accepted as 5: JSON (and JSON Schema's ``integer``) does not tell the two apart.
+    """
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(strict=True, **kwargs)
@@ -18,6 +21,8 @@ class StrictInteger(fields.Integer):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
         if isinstance(value, bool):
             raise self.make_error("invalid")
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
         return super()._deserialize(value, attr, data, **kwargs)
 
 
