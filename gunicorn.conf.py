@@ -11,31 +11,40 @@ from pathlib import Path
 
 from videobatch.config import Config
 
-bind = os.environ.get("BIND", "0.0.0.0:8000")
+
+def _setting(name, default):
+    # An empty value (as an env file leaves it) means the default, as in videobatch.config.
+    return os.environ.get(name) or default
+
+
+bind = _setting("BIND", "0.0.0.0:8000")
 
 # The API waits on PostgreSQL and Redis far more than it computes: a create is a handful of short
 # queries. gthread serves several requests per process while others wait on I/O, for far less
 # memory than one process per request; a few processes still use every core and isolate crashes.
 worker_class = "gthread"
-workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2))
+workers = int(_setting("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2))
 # A thread holds at most one database connection, so threads stay within the pool
 # (DB_POOL_SIZE + DB_MAX_OVERFLOW, 20 by default) and a burst never queues on it.
-threads = int(os.environ.get("GUNICORN_THREADS", 8))
+threads = int(_setting("GUNICORN_THREADS", 8))
 
 # Every dependency call has its own shorter bound (statement 15 s, pool 5 s, Redis 0.5 s), so a
 # worker silent for this long is stuck, not busy, and is replaced.
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
+timeout = int(_setting("GUNICORN_TIMEOUT", 30))
 # On SIGTERM (a deploy or a scale-in) requests in flight get this long to finish; creates take
 # well under a second. docker-compose.yml gives the container 35 s to stop, so gunicorn finishes
 # the drain before Docker resorts to SIGKILL.
-graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 30))
+graceful_timeout = int(_setting("GUNICORN_GRACEFUL_TIMEOUT", 30))
 # Keep idle client connections open longer than a load balancer's idle timeout (60 s on most):
 # the balancer then closes first and never sends a request down a connection we just closed.
-keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", 65))
+keepalive = int(_setting("GUNICORN_KEEPALIVE", 65))
 # Recycle each process after about this many requests, staggered by the jitter so they do not all
 # restart at once: bounds the cost of any slow leak in a library.
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", 10_000))
-max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", 1_000))
+max_requests = int(_setting("GUNICORN_MAX_REQUESTS", 10_000))
+max_requests_jitter = int(_setting("GUNICORN_MAX_REQUESTS_JITTER", 1_000))
+# Containers are managed with signals by their orchestrator; a control socket at a per-user path
+# would also be shared by every gunicorn on the host.
+control_socket_disable = True
 # The heartbeat file lives in memory where it can: a slow overlay disk must not look like a hang.
 if Path("/dev/shm").is_dir():
     worker_tmp_dir = "/dev/shm"
@@ -75,11 +84,12 @@ logconfig_dict = {
 # so a scrape answered by any one worker covers all of them. It must be in the environment
 # before a worker imports prometheus-client, hence here in the master.
 metrics_dir = Path(
-    os.environ.setdefault(
+    _setting(
         "PROMETHEUS_MULTIPROC_DIR",
         str(Path(tempfile.gettempdir()) / f"videobatch-metrics-{os.getpid()}"),
     )
 )
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
 
 
 def on_starting(server):

@@ -236,12 +236,21 @@ def worker(
     raise SystemExit(status)
 
 
+def _create_app_or_refuse() -> Flask:
+    """The app, or one clear line (no traceback) when the configuration may not start."""
+    from videobatch.app import create_app
+    from videobatch.config import ConfigError
+
+    try:
+        return create_app()
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+
+
 def main() -> None:
     """Entry point of the ``videobatch`` console script."""
-    from videobatch.app import create_app
-
     cli = FlaskGroup(
-        create_app=create_app,
+        create_app=_create_app_or_refuse,
         add_default_commands=False,
         load_dotenv=False,
         set_debug_flag=False,
