@@ -90,6 +90,7 @@ metrics_dir = Path(
     )
 )
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+metrics_dir.mkdir(parents=True, exist_ok=True)  # already here if the app loads in the master
 
 
 def on_starting(server):
@@ -97,7 +98,6 @@ def on_starting(server):
     # ConfigError is a RuntimeError, which gunicorn prints as one "Error: ..." line, exiting 1.
     Config.from_env()
     # Files from a previous run would be added to this run's counters.
-    metrics_dir.mkdir(parents=True, exist_ok=True)
     for stale in metrics_dir.glob("*.db"):
         stale.unlink()
 

@@ -97,4 +97,5 @@ def _seconds_until_reset(limiter: Limiter) -> int:
     current = limiter.current_limit
     if current is None:
         return 1
-    return max(1, math.ceil(current.reset_at - time.time()))
+    # The window's own reset time: RequestLimit.reset_at is rounded up a further second.
+    return max(1, math.ceil(current.window.reset_time - time.time()))
