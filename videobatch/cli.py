@@ -14,6 +14,7 @@ from videobatch import schema
 from videobatch.errors import APIError
 from videobatch.extensions import get_config, get_db
 from videobatch.services import accounts, ledger
+from videobatch.submit import submit
 
 
 def _echo_json(value: dict[str, Any]) -> None:
@@ -212,18 +213,15 @@ def worker(
     worker_id: str | None,
 ) -> None:
     """Run a worker: claim tasks over the internal API, generate, report (SIGTERM drains)."""
-    import logging
-
     from videobatch.config import WORKER_REQUIRED, Config, ConfigError
+    from videobatch.logs import configure_logging
     from videobatch.worker.runner import run_worker_process
 
     try:
         config = Config.from_env(required=WORKER_REQUIRED).with_embedded_secrets()
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
-    logging.basicConfig(
-        level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(config.log_level, [config.internal_worker_secret])
     status = run_worker_process(
         config,
         api_url=api_url or config.worker_api_url,
@@ -258,4 +256,5 @@ def main() -> None:
     )
     # The worker needs no app (no database): it talks to the API over HTTP.
     cli.add_command(worker)
+    cli.add_command(submit)  # a client of the API, like the worker
     cli.main(prog_name="videobatch")
