@@ -14,6 +14,7 @@ from videobatch import schema
 from videobatch.errors import APIError
 from videobatch.extensions import get_config, get_db
 from videobatch.services import accounts, ledger
+from videobatch.submit import submit
 
 
 def _echo_json(value: dict[str, Any]) -> None:
@@ -255,4 +256,5 @@ def main() -> None:
     )
     # The worker needs no app (no database): it talks to the API over HTTP.
     cli.add_command(worker)
+    cli.add_command(submit)  # a client of the API, like the worker
     cli.main(prog_name="videobatch")
