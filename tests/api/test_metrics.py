@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.conftest import TEST_SECRET
 from tests.factories import batch_body, make_account
+from videobatch.db import utcnow
+from videobatch.metrics import QueueCollector
+from videobatch.services.tasks import reap_expired_leases
 
 CREATE = "/api/enterprise/video-batch"
 
@@ -103,3 +109,26 @@ def test_requests_are_labelled_by_route_pattern_not_raw_path(app, client):
     assert f"{CREATE}/<uuid:batch_id>" in routes
     assert "unmatched" in routes
     assert not any("6f0a3c0e" in (route or "") for route in routes)
+
+
+def test_lease_expiries_are_counted_when_the_reaper_settles_them(app, client):
+    account = make_account(app)
+    headers = {"x-api-key": account.api_key, "x-request-id": "leases-1"}
+    assert client.post(CREATE, json=batch_body(2), headers=headers).status_code == 201
+    claimed = client.post(
+        "/api/internal/tasks/claim",
+        json={"worker_id": "w-lost", "max_tasks": 2, "lease_seconds": 1},
+        headers={"x-internal-secret": TEST_SECRET},
+    )
+    assert len(claimed.get_json()["tasks"]) == 2
+    later = utcnow() + timedelta(seconds=30)
+    lapsed = QueueCollector(app.extensions["videobatch.db"], clock=lambda: later)
+    gauges = {sample.name: sample.value for family in lapsed.collect() for sample in family.samples}
+    assert gauges["videobatch_leases_lapsed"] == 2
+    before = scrape(client)
+
+    with app.extensions["videobatch.db"].transaction() as session:
+        report = reap_expired_leases(session, now=later)
+    assert report.requeued == 2
+    after = scrape(client)
+    assert moved(before, after, "videobatch_lease_expiries_total") == 2

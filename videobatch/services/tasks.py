@@ -32,6 +32,7 @@ from sqlalchemy import Uuid, bindparam, func, literal, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
+from videobatch import metrics
 from videobatch.db import UTCDateTime, utcnow
 from videobatch.errors import LeaseLost, NotFound
 from videobatch.models import BatchJob, BatchStatus, TaskStatus, VideoTask
@@ -475,6 +476,7 @@ def reap_expired_leases(
 def _settle_expired(
     session: Session, batch: BatchJob, task: VideoTask, now: datetime, report: ReapReport
 ) -> None:
+    metrics.count_after_commit(session, metrics.LEASE_EXPIRIES)
     task.error_code = LEASE_EXPIRED
     task.error_message = f"The lease of {task.leased_by or 'its worker'} ran out"
     task.lease_token = None  # the late worker's reports are refused from now on
