@@ -65,11 +65,18 @@ VALIDATION = api_error(errors.ValidationFailed)
 RATE_LIMITED = http_error(429, "Too many requests")
 PAYLOAD_TOO_LARGE = http_error(413, "Payload too large")
 LEASE_LOST = api_error(errors.LeaseLost)
-API_KEY_ERRORS = (api_error(errors.ApiKeyRequired), api_error(errors.InvalidApiKey), RATE_LIMITED)
+UNAVAILABLE = api_error(errors.ServiceUnavailable)  # a dependency down: retry after Retry-After
+API_KEY_ERRORS = (
+    api_error(errors.ApiKeyRequired),
+    api_error(errors.InvalidApiKey),
+    RATE_LIMITED,
+    UNAVAILABLE,
+)
 WORKER_ERRORS = (
     api_error(errors.InvalidWorkerSecret),
     api_error(errors.InternalApiDisabled),
     RATE_LIMITED,
+    UNAVAILABLE,
 )
 BODY_ERRORS = (api_error(errors.InvalidJSON), VALIDATION, PAYLOAD_TOO_LARGE)
 
@@ -193,7 +200,7 @@ OPERATIONS: dict[str, Operation] = {
         tag="health",
         security=None,
         responses={200: "Health"},
-        errors=(api_error(errors.ServiceUnavailable),),
+        errors=(UNAVAILABLE,),
     ),
     "health.metrics": Operation(
         tag="health", security=None, responses={200: "Metrics"}, media_type="text/plain"
