@@ -6,6 +6,7 @@ import uuid
 
 from sqlalchemy import func, select, update
 
+from tests.conftest import TEST_SECRET
 from tests.factories import batch_body, ledger_state, make_account
 from videobatch.models import BatchJob, LedgerEntry, VideoTask
 
@@ -116,3 +117,37 @@ def test_cancel_of_another_accounts_batch_is_404_and_changes_nothing(app, client
     assert refunds(app, batch_id) == 0
     batch = client.get(f"{URL}/{batch_id}", headers={"x-api-key": owner.api_key}).get_json()
     assert batch["status"] == "queued"
+
+
+def worker_call(client, path, body):
+    response = client.post(
+        f"/api/internal{path}", json=body, headers={"x-internal-secret": TEST_SECRET}
+    )
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def test_running_task_learns_of_the_cancel_and_the_batch_ends_cancelled(app, client):
+    account = make_account(app, credits=1000)
+    batch_id = create(client, account.api_key, count=3)
+    (task,) = worker_call(client, "/tasks/claim", {"worker_id": "w1", "max_tasks": 1})["tasks"]
+    beat = {"lease_token": task["lease_token"], "lease_seconds": 60}
+    path = f"/tasks/{task['task_id']}"
+    assert worker_call(client, f"{path}/heartbeat", beat)["cancel_requested"] is False
+
+    batch = cancel(client, account.api_key, batch_id).get_json()
+    assert (batch["counts"]["processing"], batch["counts"]["cancelled"]) == (1, 2)
+    assert worker_call(client, f"{path}/heartbeat", beat)["cancel_requested"] is True
+    assert worker_call(client, "/tasks/claim", {"max_tasks": 10})["tasks"] == []
+
+    worker_call(
+        client,
+        f"{path}/complete",
+        {"lease_token": task["lease_token"], "video_url": "https://v.example/1.mp4"},
+    )
+    ended = client.get(f"{URL}/{batch_id}", headers={"x-api-key": account.api_key}).get_json()
+    assert ended["status"] == "cancelled"
+    assert ended["finished_at"] is not None
+    assert refunds(app, batch_id) == 2
+    state = ledger_state(app, account.account_id)
+    assert state["balance"] == state["ledger_sum"] == 1000 - 10
