@@ -25,10 +25,19 @@ class Database:
     def __init__(self) -> None:
         self.engine: Engine | None = None
         self._sessions: sessionmaker[Session] | None = None
+        self._readers: sessionmaker[Session] | None = None
 
     def init(self, config: Config) -> None:
         self.engine = make_engine(config.database_url, config)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._readers = self._sessions
+        if self.is_postgres:
+            # A single SELECT sees committed data on its own; autocommit spares it the BEGIN
+            # and COMMIT round trips.
+            self._readers = sessionmaker(
+                self.engine.execution_options(isolation_level="AUTOCOMMIT"),
+                expire_on_commit=False,
+            )
 
     @property
     def is_postgres(self) -> bool:
@@ -40,6 +49,14 @@ class Database:
         if self._sessions is None:
             raise RuntimeError("database not initialised; create_app() binds it")
         with self._sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session for a read that needs no transaction; it must not write."""
+        if self._readers is None:
+            raise RuntimeError("database not initialised; create_app() binds it")
+        with self._readers() as session:
             yield session
 
     def dispose(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,7 +20,12 @@ from videobatch.extensions import Database
 from videobatch.models import Account, BatchJob, BatchStatus, TaskStatus, VideoTask
 from videobatch.models.batch import BATCH_ENDED
 from videobatch.services import ledger
-from videobatch.services.idempotency import CachedRequest, IdempotencyGate, fingerprint
+from videobatch.services.idempotency import (
+    CachedRequest,
+    IdempotencyGate,
+    body_digest,
+    fingerprint,
+)
 
 TASK_PARAMS = ("duration_seconds", "aspect_ratio", "style", "negative_prompt", "seed", "client_ref")
 
@@ -45,21 +51,29 @@ def submit_batch(
     gate: IdempotencyGate,
     caller: Caller,
     request_id: str,
-    payload: dict[str, Any],
+    body: bytes,
+    load_payload: Callable[[], dict[str, Any]],
     *,
     max_attempts: int,
 ) -> BatchSummary:
     """Create the batch this request id stands for, or replay the one it already made.
 
-    This function owns its transactions, unlike the rest of ``services``: the in-flight lock has
-    to be held across the commit and released only after it, and the replay cache written only
-    once the batch is durable.
+    ``load_payload`` parses and validates ``body`` (raising the 400s); a replay of the very bytes
+    that created the batch does not need it. This function owns its transactions, unlike the
+    rest of ``services``: the in-flight lock has to be held across the commit and released only
+    after it, and the replay cache written only once the batch is durable.
     """
     account_id = caller.account_id
-    payload_fingerprint = fingerprint(payload)
     deadline = time.monotonic() + gate.wait_ms / 1000
+    digest = body_digest(body)
 
     cached = gate.recall(account_id, request_id)
+    if cached is not None and cached.body_digest == digest:
+        replay = _replay(db, caller, request_id, cached.fingerprint, cached.batch_id)
+        if replay is not None:
+            return replay
+    payload = load_payload()
+    payload_fingerprint = fingerprint(payload)
     if cached is not None:
         replay = _replay(db, caller, request_id, payload_fingerprint, cached.batch_id)
         if replay is not None:
@@ -67,7 +81,7 @@ def submit_batch(
 
     while True:
         with gate.lock(account_id, request_id) as held:
-            if held is False:
+            if held.acquired is False:
                 other = gate.wait_for_other(account_id, request_id, deadline)
                 if other is not None:
                     replay = _replay(db, caller, request_id, payload_fingerprint, other.batch_id)
@@ -83,13 +97,9 @@ def submit_batch(
                     headers={"Retry-After": "1"},
                 )
 
-            # We hold the lock, or Redis cannot say: the database decides from here.
-            replay = _replay(db, caller, request_id, payload_fingerprint)
-            if replay is not None:
-                gate.remember(
-                    account_id, request_id, CachedRequest(replay.batch_id, payload_fingerprint)
-                )
-                return replay
+            # We hold the lock, or Redis cannot say: the database's unique constraint decides.
+            # No lookup first: the cache missed, so a batch for this id is rare, and the
+            # constraint finds it for free.
             try:
                 with db.transaction() as session:
                     created = create_batch(
@@ -101,15 +111,17 @@ def submit_batch(
                         max_attempts=max_attempts,
                     )
             except IntegrityError:
-                # Another request with the same id committed first (the lock was lost, expired
-                # or unavailable): answer with its batch.
+                # A batch with this request id exists: committed by another request (the lock
+                # was lost, expired or unavailable), or known only to the database (the cache
+                # lost its entry). Answer with it.
                 replay = _replay(db, caller, request_id, payload_fingerprint)
                 if replay is None:
                     raise
+                held.remember_on_release(
+                    CachedRequest(replay.batch_id, payload_fingerprint, digest)
+                )
                 return replay
-            gate.remember(
-                account_id, request_id, CachedRequest(created.batch_id, payload_fingerprint)
-            )
+            held.remember_on_release(CachedRequest(created.batch_id, payload_fingerprint, digest))
             return created
 
 
@@ -190,7 +202,7 @@ def _replay(
     batch_id: uuid.UUID | None = None,
 ) -> BatchSummary | None:
     """The existing batch for this request id, with its status and the balance as of now."""
-    with db.transaction() as session:
+    with db.read() as session:
         summary = find_batch_summary(
             session, caller.account_id, request_id=request_id, batch_id=batch_id
         )

@@ -36,8 +36,13 @@ log = logging.getLogger(__name__)
 REQUEST_ID_PATTERN = re.compile(r"[\x21-\x7e]{1,255}")
 
 # Delete the lock only if it still holds our token: after a lock expires and another request
-# takes it, the first must not free the second's lock.
+# takes it, the first must not free the second's lock. The replay cache entry, when there is one,
+# is written in the same call, before the lock goes: a request waiting on the lock then always
+# finds the batch, and a create pays one round trip for both.
 RELEASE_SCRIPT = """
+if ARGV[2] ~= '' then
+    redis.call('set', KEYS[2], ARGV[2], 'EX', ARGV[3])
+end
 if redis.call('get', KEYS[1]) == ARGV[1] then
     return redis.call('del', KEYS[1])
 end
@@ -71,10 +76,37 @@ def fingerprint(payload: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
 
 
+def body_digest(body: bytes) -> str:
+    """sha256 of a request body exactly as sent."""
+    return hashlib.sha256(body).hexdigest()
+
+
 @dataclass(frozen=True)
 class CachedRequest:
     batch_id: uuid.UUID
     fingerprint: str
+    # The digest of the body that created the batch: a retry sending the very same bytes has the
+    # same fingerprint, so its replay can skip validating and fingerprinting the payload again.
+    body_digest: str | None = None
+
+    def to_json(self) -> str:
+        entry = {"batch_id": str(self.batch_id), "fingerprint": self.fingerprint}
+        if self.body_digest is not None:
+            entry["body"] = self.body_digest
+        return json.dumps(entry)
+
+
+class HeldLock:
+    """What ``IdempotencyGate.lock`` hands out: whether we hold the lock, and what to cache."""
+
+    def __init__(self, acquired: bool | None) -> None:
+        # True: this request holds it; False: another request does; None: Redis cannot say.
+        self.acquired = acquired
+        self.entry: CachedRequest | None = None
+
+    def remember_on_release(self, entry: CachedRequest) -> None:
+        """Cache ``entry`` for replays when the lock is released (one round trip for both)."""
+        self.entry = entry
 
 
 class IdempotencyGate:
@@ -85,6 +117,7 @@ class IdempotencyGate:
         self._ttl_s = ttl_s
         self._lock_ttl_ms = lock_ttl_ms
         self.wait_ms = wait_ms
+        self._release_script = client.register_script(RELEASE_SCRIPT)  # EVALSHA, loaded once
 
     @staticmethod
     def _cache_key(account_id: uuid.UUID, request_id: str) -> str:
@@ -105,23 +138,27 @@ class IdempotencyGate:
             return None
         entry = json.loads(raw)
         return CachedRequest(
-            batch_id=uuid.UUID(entry["batch_id"]), fingerprint=entry["fingerprint"]
+            batch_id=uuid.UUID(entry["batch_id"]),
+            fingerprint=entry["fingerprint"],
+            body_digest=entry.get("body"),
         )
 
     def remember(self, account_id: uuid.UUID, request_id: str, entry: CachedRequest) -> None:
         """Cache a committed batch for replays; losing this write only costs a DB lookup."""
-        value = json.dumps({"batch_id": str(entry.batch_id), "fingerprint": entry.fingerprint})
         try:
-            self._redis.set(self._cache_key(account_id, request_id), value, ex=self._ttl_s)
+            self._redis.set(
+                self._cache_key(account_id, request_id), entry.to_json(), ex=self._ttl_s
+            )
         except redis.RedisError as error:
             log.warning("could not cache request id (replays will read the database): %s", error)
 
     @contextmanager
-    def lock(self, account_id: uuid.UUID, request_id: str) -> Iterator[bool | None]:
+    def lock(self, account_id: uuid.UUID, request_id: str) -> Iterator[HeldLock]:
         """Hold the in-flight lock while the block runs.
 
-        Yields True when this request holds it, False when another request does, and None when
-        Redis cannot answer (the database's unique constraint then does the fencing alone).
+        ``acquired`` is True when this request holds it, False when another request does, and
+        None when Redis cannot answer (the database's unique constraint then does the fencing
+        alone). An entry given to ``remember_on_release`` is cached as the lock is released.
         """
         key = self._lock_key(account_id, request_id)
         token = secrets.token_hex(16)
@@ -130,17 +167,22 @@ class IdempotencyGate:
         except redis.RedisError as error:
             log.warning("idempotency lock unavailable, relying on the database: %s", error)
             acquired = None
+        held = HeldLock(acquired)
         try:
-            yield acquired
+            yield held
         finally:
             if acquired:
-                self._release(key, token)
+                self._release(key, token, self._cache_key(account_id, request_id), held.entry)
+            elif held.entry is not None:
+                self.remember(account_id, request_id, held.entry)
 
-    def _release(self, key: str, token: str) -> None:
+    def _release(self, key: str, token: str, cache_key: str, entry: CachedRequest | None) -> None:
+        value = entry.to_json() if entry is not None else ""
         try:
-            self._redis.eval(RELEASE_SCRIPT, 1, key, token)
+            self._release_script(keys=[key, cache_key], args=[token, value, self._ttl_s])
         except redis.RedisError as error:
-            # The lock expires on its own after IDEMPOTENCY_LOCK_TTL_MS.
+            # The lock expires on its own after IDEMPOTENCY_LOCK_TTL_MS, and replays read the
+            # database until the entry is cached again.
             log.warning("could not release idempotency lock %s: %s", key, error)
 
     def wait_for_other(
