@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Callable
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Select, bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -28,6 +29,15 @@ from videobatch.services.idempotency import (
 )
 
 TASK_PARAMS = ("duration_seconds", "aspect_ratio", "style", "negative_prompt", "seed", "client_ref")
+
+# The create path's statements are Core statements on the tables, built once: they skip the
+# ORM's per-call statement building and bulk bookkeeping, which cost more CPU than the round
+# trips themselves (docs/PERFORMANCE.md).
+COST_PER_VIDEO = select(Account.__table__.c.cost_per_video).where(
+    Account.__table__.c.id == bindparam("account_id")
+)
+INSERT_BATCH = insert(BatchJob.__table__)
+INSERT_TASKS = insert(VideoTask.__table__)  # one multi-row INSERT per 1,000 tasks
 
 
 @dataclass(frozen=True)
@@ -140,29 +150,28 @@ def create_batch(
     updates, stays locked only for the charge and the commit.
     """
     items = payload["items"]
-    cost_per_video = session.execute(
-        select(Account.cost_per_video).where(Account.id == account_id)
-    ).scalar_one()
+    cost_per_video = session.execute(COST_PER_VIDEO, {"account_id": account_id}).scalar_one()
     required = cost_per_video * len(items)
     batch_id = uuid.uuid4()
     now = utcnow()
     session.execute(
-        insert(BatchJob).values(
-            id=batch_id,
-            account_id=account_id,
-            request_id=request_id,
-            request_fingerprint=payload_fingerprint,
-            status=BatchStatus.QUEUED.value,
-            total_count=len(items),
-            cost_per_video=cost_per_video,
-            required_credits=required,
-            metadata_=payload.get("metadata") or {},
-            created_at=now,
-            updated_at=now,
-        )
+        INSERT_BATCH,
+        {
+            "id": batch_id,
+            "account_id": account_id,
+            "request_id": request_id,
+            "request_fingerprint": payload_fingerprint,
+            "status": BatchStatus.QUEUED.value,
+            "total_count": len(items),
+            "cost_per_video": cost_per_video,
+            "required_credits": required,
+            "metadata": payload.get("metadata") or {},
+            "created_at": now,
+            "updated_at": now,
+        },
     )
     session.execute(
-        insert(VideoTask),
+        INSERT_TASKS,
         [
             {
                 "id": uuid.uuid4(),
@@ -224,31 +233,49 @@ def find_batch_summary(
     batch_id: uuid.UUID | None = None,
 ) -> BatchSummary | None:
     """Look a batch up by request id or id, always within ``account_id``."""
-    query = (
-        select(BatchJob, Account.credits_balance)
-        .join(Account, Account.id == BatchJob.account_id)
-        .where(BatchJob.account_id == account_id)
-    )
-    if batch_id is not None:
-        query = query.where(BatchJob.id == batch_id)
-    if request_id is not None:
-        query = query.where(BatchJob.request_id == request_id)
-    row = session.execute(query).first()
+    row = session.execute(
+        _summary_query(by_batch_id=batch_id is not None, by_request_id=request_id is not None),
+        {"account_id": account_id, "batch_id": batch_id, "request_id": request_id},
+    ).first()
     if row is None:
         return None
-    batch, balance = row
     return BatchSummary(
-        batch_id=batch.id,
-        request_id=batch.request_id,
-        status=batch.status,
-        total_count=batch.total_count,
-        cost_per_video=batch.cost_per_video,
-        required_credits=batch.required_credits,
-        available_credits=balance,
-        created_at=batch.created_at,
-        fingerprint=batch.request_fingerprint,
+        batch_id=row.id,
+        request_id=row.request_id,
+        status=row.status,
+        total_count=row.total_count,
+        cost_per_video=row.cost_per_video,
+        required_credits=row.required_credits,
+        available_credits=row.credits_balance,
+        created_at=row.created_at,
+        fingerprint=row.request_fingerprint,
         idempotent_replay=True,
     )
+
+
+@functools.cache
+def _summary_query(*, by_batch_id: bool, by_request_id: bool) -> Select:
+    batches, accounts = BatchJob.__table__, Account.__table__
+    query = (
+        select(
+            batches.c.id,
+            batches.c.request_id,
+            batches.c.status,
+            batches.c.total_count,
+            batches.c.cost_per_video,
+            batches.c.required_credits,
+            batches.c.created_at,
+            batches.c.request_fingerprint,
+            accounts.c.credits_balance,
+        )
+        .join_from(batches, accounts, accounts.c.id == batches.c.account_id)
+        .where(batches.c.account_id == bindparam("account_id"))
+    )
+    if by_batch_id:
+        query = query.where(batches.c.id == bindparam("batch_id"))
+    if by_request_id:
+        query = query.where(batches.c.request_id == bindparam("request_id"))
+    return query
 
 
 # -- status ------------------------------------------------------------------------------------

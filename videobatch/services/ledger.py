@@ -10,12 +10,27 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from videobatch import metrics
+from videobatch.db import utcnow
 from videobatch.errors import InsufficientCredits, NotFound
 from videobatch.models import Account, LedgerEntry, LedgerKind
+
+# Every create runs these two: Core statements built once cost far less CPU per call than ORM
+# statements built per call.
+_accounts = Account.__table__
+CHARGE = (
+    update(_accounts)
+    .where(
+        _accounts.c.id == bindparam("account_id"),
+        _accounts.c.credits_balance >= bindparam("amount"),
+    )
+    .values(credits_balance=_accounts.c.credits_balance - bindparam("amount"))
+    .returning(_accounts.c.credits_balance)
+)
+INSERT_ENTRY = insert(LedgerEntry.__table__)
 
 
 def _write_entry(
@@ -30,16 +45,18 @@ def _write_entry(
     task_id: uuid.UUID | None = None,
 ) -> None:
     session.execute(
-        insert(LedgerEntry).values(
-            id=uuid.uuid4(),
-            account_id=account_id,
-            delta=delta,
-            kind=kind.value,
-            balance_after=balance_after,
-            entry_key=entry_key,
-            batch_id=batch_id,
-            task_id=task_id,
-        )
+        INSERT_ENTRY,
+        {
+            "id": uuid.uuid4(),
+            "account_id": account_id,
+            "delta": delta,
+            "kind": kind.value,
+            "balance_after": balance_after,
+            "entry_key": entry_key,
+            "batch_id": batch_id,
+            "task_id": task_id,
+            "created_at": utcnow(),
+        },
     )
 
 
@@ -75,10 +92,7 @@ def charge_for_batch(
     balance covers the charge, so concurrent charges can never drive it below zero.
     """
     balance = session.execute(
-        update(Account)
-        .where(Account.id == account_id, Account.credits_balance >= amount)
-        .values(credits_balance=Account.credits_balance - amount)
-        .returning(Account.credits_balance)
+        CHARGE, {"account_id": account_id, "amount": amount}
     ).scalar_one_or_none()
     if balance is None:
         available = session.execute(
