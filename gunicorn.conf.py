@@ -42,6 +42,12 @@ keepalive = int(_setting("GUNICORN_KEEPALIVE", 65))
 # restart at once: bounds the cost of any slow leak in a library.
 max_requests = int(_setting("GUNICORN_MAX_REQUESTS", 10_000))
 max_requests_jitter = int(_setting("GUNICORN_MAX_REQUESTS_JITTER", 1_000))
+# Request size limits before the app sees anything (gunicorn's defaults, stated on purpose):
+# the request line, the number of headers and each header's size. Bodies are capped by the app
+# (MAX_CONTENT_LENGTH, 413).
+limit_request_line = 4094
+limit_request_fields = 100
+limit_request_field_size = 8190
 # Containers are managed with signals by their orchestrator; a control socket at a per-user path
 # would also be shared by every gunicorn on the host.
 control_socket_disable = True
