@@ -14,6 +14,20 @@ from sqlalchemy.orm import Session
 from videobatch.errors import NotFound
 from videobatch.models import Account, BatchJob, TaskStatus, VideoTask
 
+TASK_COLUMNS = (
+    VideoTask.id,
+    VideoTask.position,
+    VideoTask.prompt,
+    VideoTask.params,
+    VideoTask.status,
+    VideoTask.attempts,
+    VideoTask.video_url,
+    VideoTask.error_code,
+    VideoTask.error_message,
+    VideoTask.started_at,
+    VideoTask.finished_at,
+)
+
 
 @dataclass(frozen=True)
 class TaskError:
@@ -35,7 +49,8 @@ class TaskView:
     finished_at: datetime | None
 
     @classmethod
-    def of(cls, task: VideoTask) -> TaskView:
+    def of(cls, task: Any) -> TaskView:
+        """From a ``VideoTask`` or a row of ``TASK_COLUMNS``."""
         failed = task.error_code is not None or task.error_message is not None
         return cls(
             task_id=task.id,
@@ -127,11 +142,10 @@ def get_batch(session: Session, account_id: uuid.UUID, batch_id: uuid.UUID) -> B
     ).scalar_one_or_none()
     if batch is None:
         raise NotFound(f"No batch {batch_id}")
-    tasks = list(
-        session.execute(
-            select(VideoTask).where(VideoTask.batch_id == batch_id).order_by(VideoTask.position)
-        ).scalars()
-    )
+    # Plain rows, not ORM objects: a batch may hold a thousand tasks, read on every poll.
+    tasks = session.execute(
+        select(*TASK_COLUMNS).where(VideoTask.batch_id == batch_id).order_by(VideoTask.position)
+    ).all()
     counts = _empty_counts()
     for task in tasks:
         counts[task.status] += 1
