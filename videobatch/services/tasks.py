@@ -43,6 +43,10 @@ LEASE_EXPIRED = "lease_expired"
 
 # One statement per claim (PostgreSQL). `picked` is MATERIALIZED so the row locks are taken once,
 # in claim order, and SKIP LOCKED lets concurrent claimers pass each other instead of queueing.
+# `picked` reads the claim index in order and stops after :max_tasks rows: every condition in it
+# is one the planner can estimate (a queued task always has attempts left, so only an expired
+# lease needs that check), and the batches being cancelled come from their own tiny partial index
+# (ix_batch_jobs_cancelling), so the plan stays an ordered index scan under any backlog.
 # The batch step moves the touched batches from queued to processing; it skips a batch locked
 # elsewhere rather than wait for it while holding task locks (that order could deadlock with a
 # cancel), and whoever holds that lock recomputes the batch's status after our commit anyway.
@@ -52,9 +56,11 @@ WITH picked AS MATERIALIZED (
     FROM video_tasks AS t
     WHERE t.status IN ('queued', 'processing')
       AND t.run_after <= :now
-      AND (t.status = 'queued' OR t.lease_expires_at <= :now)
-      AND t.attempts < t.max_attempts
-      AND (SELECT b.cancel_requested_at FROM batch_jobs AS b WHERE b.id = t.batch_id) IS NULL
+      AND (t.status = 'queued' OR (t.lease_expires_at <= :now AND t.attempts < t.max_attempts))
+      AND NOT EXISTS (
+          SELECT 1 FROM batch_jobs AS b
+          WHERE b.id = t.batch_id AND b.cancel_requested_at IS NOT NULL AND b.finished_at IS NULL
+      )
     ORDER BY t.run_after, t.created_at
     LIMIT :max_tasks
     FOR UPDATE OF t SKIP LOCKED
@@ -77,12 +83,12 @@ claimed AS (
 started AS (
     UPDATE batch_jobs AS j
     SET status = 'processing', updated_at = :now
-    WHERE j.id IN (
+    WHERE j.id = ANY (ARRAY(
         SELECT q.id FROM batch_jobs AS q
-        WHERE q.id IN (SELECT batch_id FROM claimed) AND q.status = 'queued'
+        WHERE q.id = ANY (ARRAY(SELECT DISTINCT batch_id FROM claimed)) AND q.status = 'queued'
         ORDER BY q.id
         FOR UPDATE SKIP LOCKED
-    )
+    ))
     RETURNING j.id
 )
 SELECT id, batch_id, position, prompt, params, attempts, max_attempts, lease_token,
@@ -210,19 +216,23 @@ def _claim_serialized(
     session: Session, worker_id: str, max_tasks: int, now: datetime, expires: datetime
 ) -> list[Any]:
     """The claim where the database has one writer (SQLite): its transaction is the lock."""
-    cancel_requested = (
-        select(BatchJob.cancel_requested_at)
-        .where(BatchJob.id == VideoTask.batch_id)
-        .scalar_subquery()
+    cancelling = (
+        select(BatchJob.id)
+        .where(
+            BatchJob.id == VideoTask.batch_id,
+            BatchJob.cancel_requested_at.is_not(None),
+            BatchJob.finished_at.is_(None),
+        )
+        .exists()
     )
     picked = session.execute(
         select(VideoTask.id, VideoTask.status)
         .where(
             VideoTask.status.in_((TaskStatus.QUEUED.value, TaskStatus.PROCESSING.value)),
             VideoTask.run_after <= now,
-            (VideoTask.status == TaskStatus.QUEUED.value) | (VideoTask.lease_expires_at <= now),
-            VideoTask.attempts < VideoTask.max_attempts,
-            cancel_requested.is_(None),
+            (VideoTask.status == TaskStatus.QUEUED.value)
+            | ((VideoTask.lease_expires_at <= now) & (VideoTask.attempts < VideoTask.max_attempts)),
+            ~cancelling,
         )
         .order_by(VideoTask.run_after, VideoTask.created_at)
         .limit(max_tasks)
