@@ -52,7 +52,7 @@ LEASE_EXPIRED = "lease_expired"
 # cancel), and whoever holds that lock recomputes the batch's status after our commit anyway.
 CLAIM_SQL = """
 WITH picked AS MATERIALIZED (
-    SELECT t.id
+    SELECT t.id, t.status
     FROM video_tasks AS t
     WHERE t.status IN ('queued', 'processing')
       AND t.run_after <= :now
@@ -78,7 +78,7 @@ claimed AS (
     FROM picked
     WHERE v.id = picked.id
     RETURNING v.id, v.batch_id, v.position, v.prompt, v.params, v.attempts, v.max_attempts,
-              v.lease_token, v.lease_expires_at, v.created_at
+              v.lease_token, v.lease_expires_at, v.created_at, picked.status AS previous_status
 ),
 started AS (
     UPDATE batch_jobs AS j
@@ -92,7 +92,7 @@ started AS (
     RETURNING j.id
 )
 SELECT id, batch_id, position, prompt, params, attempts, max_attempts, lease_token,
-       lease_expires_at, created_at
+       lease_expires_at, created_at, previous_status
 FROM claimed
 """
 
@@ -195,6 +195,9 @@ def claim_tasks(
         ).all()
     else:
         rows = _claim_serialized(session, worker_id, max_tasks, now, expires)
+    expired = sum(row.previous_status == TaskStatus.PROCESSING for row in rows)
+    if expired:
+        metrics.count_after_commit(session, metrics.LEASE_EXPIRIES, expired)
     rows = sorted(rows, key=lambda row: (row.created_at, row.batch_id, row.position))
     return [
         ClaimedTask(
@@ -253,6 +256,7 @@ def _claim_serialized(
     ids = [task_id for task_id, _ in picked]
     if not ids:
         return []
+    previous = dict(picked)
     rows = session.execute(
         select(
             VideoTask.id,
@@ -275,7 +279,18 @@ def _claim_serialized(
         )
         .values(status=BatchStatus.PROCESSING.value, updated_at=now)
     )
-    return rows
+    return [_WithPrevious(row, previous[row.id]) for row in rows]
+
+
+class _WithPrevious:
+    """A claimed row and the status it had before the claim."""
+
+    def __init__(self, row: Any, previous_status: str) -> None:
+        self._row = row
+        self.previous_status = previous_status
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._row, name)
 
 
 # -- reports -----------------------------------------------------------------------------------
