@@ -27,6 +27,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--replay", action="store_true", help="profile replays, not creates")
     parser.add_argument("--html", help="write the profile as HTML here")
+    parser.add_argument("--show-all", action="store_true", help="library frames too")
     parser.add_argument(
         "--database-url",
         default="postgresql+psycopg2://postgres@127.0.0.1:5432/videobatch_bench",
@@ -78,7 +79,7 @@ def main() -> None:
         f"{args.requests} {kind} of {args.size} items: {elapsed * 1000 / args.requests:.2f} ms"
         " each, one at a time"
     )
-    print(profiler.output_text(unicode=False, color=False, show_all=False))
+    print(profiler.output_text(unicode=False, color=False, show_all=args.show_all))
     if args.html:
         with open(args.html, "w") as html:
             html.write(profiler.output_html())

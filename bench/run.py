@@ -300,6 +300,13 @@ def parse_args() -> argparse.Namespace:
         default="postgresql+psycopg2://postgres@127.0.0.1:5432/videobatch_bench",
     )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/10")
+    parser.add_argument(
+        "--app-env",
+        nargs="*",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra settings for videobatch, e.g. RATE_LIMIT_ENABLED=0 LOG_LEVEL=WARNING",
+    )
     args = parser.parse_args()
     args.argv = sys.argv[1:]
     return args
@@ -312,7 +319,13 @@ def main() -> None:
     account_id, api_key = create_bench_account(target)
     shape = {"workers": args.workers, "threads": args.threads}
     servers = [
-        start_gunicorn("videobatch", "wsgi:app", videobatch_env(target), probe="/healthz", **shape),
+        start_gunicorn(
+            "videobatch",
+            "wsgi:app",
+            videobatch_env(target, **dict(setting.split("=", 1) for setting in args.app_env)),
+            probe="/healthz",
+            **shape,
+        ),
         start_gunicorn(
             "baseline insert",
             "bench.baselines:insert_app",

@@ -85,17 +85,23 @@ class Server:
     process: subprocess.Popen
 
     def cpu_seconds(self) -> float:
-        """CPU time used so far by gunicorn's master and workers (user + system)."""
-        total = 0.0
+        """CPU time used so far by gunicorn's master and workers (user + system).
+
+        Workers that gunicorn recycled (max_requests) count through the master's children
+        times, so the figure never goes backwards.
+        """
+        ticks = 0
         for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
                 fields = stat.read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue  # the process ended while we looked
             pid, ppid = int(stat.parent.name), int(fields[1])
-            if self.process.pid in (pid, ppid):
-                total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-        return total
+            if pid == self.process.pid:
+                ticks += sum(int(value) for value in fields[11:15])  # its own and its children's
+            elif ppid == self.process.pid:
+                ticks += int(fields[11]) + int(fields[12])
+        return ticks / CLOCK_TICKS
 
     def stop(self) -> None:
         self.process.terminate()
@@ -153,7 +159,7 @@ def videobatch_env(target: Target, **extra: str) -> dict[str, str]:
         for key, value in os.environ.items()
         if not key.startswith(("VIDEOBATCH_", "DATABASE_URL", "REDIS_URL", "API_KEY_"))
     }
-    env.update(
+    settings = dict(
         VIDEOBATCH_ENV="production",
         DATABASE_URL=target.database_url,
         REDIS_URL=target.redis_url,
@@ -164,8 +170,8 @@ def videobatch_env(target: Target, **extra: str) -> dict[str, str]:
         # one API key sending thousands of requests a second must not be turned away.
         RATE_LIMIT_DEFAULT="10000000 per minute",
         RATE_LIMIT_INTERNAL="10000000 per minute",
-        **extra,
     )
+    env.update(settings, **extra)
     return env
 
 
