@@ -118,8 +118,11 @@ def execute(client: TaskClient, provider: VideoProvider, running: Running) -> At
     lease = running.lease
     task = lease.task
     result: GenerationResult | None = None
+    failure = ProviderError("provider_error", f"Provider {provider.name} returned no video URL")
     try:
         result = provider.generate(task)
+        if not getattr(result, "video_url", None):
+            result = None
     except ProviderError as error:
         failure = error
     except Exception as error:
