@@ -6,6 +6,7 @@ read below are the knobs the container image documents (see .env.example).
 
 import multiprocessing
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -89,6 +90,7 @@ logconfig_dict = {
 # Prometheus: each worker writes its counters to files in this directory and /metrics sums them,
 # so a scrape answered by any one worker covers all of them. It must be in the environment
 # before a worker imports prometheus-client, hence here in the master.
+metrics_dir_is_ours = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 metrics_dir = Path(
     _setting(
         "PROMETHEUS_MULTIPROC_DIR",
@@ -115,3 +117,9 @@ def child_exit(server, worker):
 
     # Counters of a finished worker keep counting in the sums; its live gauges must not.
     multiprocess.mark_process_dead(worker.pid, str(metrics_dir))
+
+
+def on_exit(server):
+    # A temporary directory we made goes with us; an operator's directory is left in place.
+    if metrics_dir_is_ours and metrics_dir.exists():
+        shutil.rmtree(metrics_dir)
