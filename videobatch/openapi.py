@@ -238,6 +238,12 @@ SECURITY_SCHEMES = {
     },
 }
 
+RETRY_AFTER_STATUSES = (409, 429, 503)
+RETRY_AFTER_HEADER = {
+    "description": "Seconds to wait before retrying (sent with the codes that invite a retry)",
+    "schema": {"type": "string", "pattern": "^[0-9]+$"},
+}
+
 RULE_ARGUMENT = re.compile(r"<(?:(?P<converter>[a-z]+):)?(?P<name>\w+)>")
 CONVERTER_SCHEMAS = {
     "uuid": {"type": "string", "format": "uuid"},
@@ -267,13 +273,16 @@ def _error_responses(codes: tuple[ErrorCode, ...]) -> dict[str, Any]:
         by_status.setdefault(code.status, [])
         if code not in by_status[code.status]:
             by_status[code.status].append(code)
-    return {
-        str(status): {
+    responses: dict[str, Any] = {}
+    for status, listed in sorted(by_status.items()):
+        response: dict[str, Any] = {
             "description": "; ".join(f"`{code.code}`: {code.title}" for code in listed),
             "content": {"application/problem+json": {"schema": "Problem"}},
         }
-        for status, listed in sorted(by_status.items())
-    }
+        if status in RETRY_AFTER_STATUSES:
+            response["headers"] = {"Retry-After": RETRY_AFTER_HEADER}
+        responses[str(status)] = response
+    return responses
 
 
 def _operation(app: Flask, endpoint: str, spec_op: Operation, path_params: list) -> dict:
