@@ -84,7 +84,7 @@ def wait_until_ready(client, within_s: float = 10):
 @pytest.mark.services
 def test_readyz_turns_503_naming_postgres_when_it_stops_and_recovers(outage_app, postgres_proxy):
     client = outage_app.test_client()
-    assert client.get("/readyz").status_code == 200
+    assert wait_until_ready(client).status_code == 200
 
     postgres_proxy.cut()
     response, elapsed = timed_get(client, "/readyz")
@@ -103,7 +103,7 @@ def test_readyz_turns_503_naming_postgres_when_it_stops_and_recovers(outage_app,
 @pytest.mark.services
 def test_readyz_answers_503_in_bounded_time_when_postgres_hangs(outage_app, postgres_proxy):
     client = outage_app.test_client()
-    assert client.get("/readyz").status_code == 200
+    assert wait_until_ready(client).status_code == 200
     outage_app.extensions["videobatch.db"].dispose()  # new connections meet the stuck server
 
     postgres_proxy.hang()
@@ -120,7 +120,7 @@ def test_readyz_answers_503_in_bounded_time_when_postgres_hangs(outage_app, post
 @pytest.mark.services
 def test_readyz_turns_503_naming_redis_when_it_stops_and_recovers(outage_app, throwaway_redis):
     client = outage_app.test_client()
-    assert client.get("/readyz").status_code == 200
+    assert wait_until_ready(client).status_code == 200
 
     throwaway_redis.stop()
     response, elapsed = timed_get(client, "/readyz")
