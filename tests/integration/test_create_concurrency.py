@@ -95,8 +95,17 @@ def own_redis():
     """A Redis server of this test's own, which the test may stop."""
     port = free_port()
     process = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no"],
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
         stdout=subprocess.DEVNULL,
     )
     client = redis.Redis(port=port)
@@ -116,9 +125,7 @@ def own_redis():
     process.wait()
 
 
-def test_redis_down_replays_from_database_and_never_double_charges(
-    pg_app, postgres_url, own_redis
-):
+def test_redis_down_replays_from_database_and_never_double_charges(pg_app, postgres_url, own_redis):
     redis_process, url_of_redis = own_redis
     server_url, server = start_gunicorn(server_env(postgres_url, url_of_redis), workers=2)
     try:
@@ -134,14 +141,16 @@ def test_redis_down_replays_from_database_and_never_double_charges(
         redis_process.kill()
         redis_process.wait()
 
-        replays = post_all_at_once(server_url, [(account.api_key, "before-outage",
-                                                 batch_body())] * 10)
+        replays = post_all_at_once(
+            server_url, [(account.api_key, "before-outage", batch_body())] * 10
+        )
         assert [r.status_code for r in replays] == [200] * 10
         assert {r.json()["batch_id"] for r in replays} == {before.json()["batch_id"]}
 
         # New creates still work: the database's unique constraint fences duplicates alone.
-        duplicates = post_all_at_once(server_url, [(account.api_key, "during-outage",
-                                                    batch_body())] * 20)
+        duplicates = post_all_at_once(
+            server_url, [(account.api_key, "during-outage", batch_body())] * 20
+        )
         statuses = [r.status_code for r in duplicates]
         assert set(statuses) <= {200, 201}, statuses
         assert statuses.count(201) == 1

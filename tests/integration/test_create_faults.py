@@ -35,14 +35,24 @@ def test_failure_after_charge_before_commit_persists_nothing(pg_app, monkeypatch
     assert response.status_code == 500
     assert response.get_json()["code"] == "internal_error"
     assert ledger_state(pg_app, account.account_id) == {
-        "balance": 1000, "ledger_sum": 1000, "charges": 0, "batches": 0, "tasks": 0}
+        "balance": 1000,
+        "ledger_sum": 1000,
+        "charges": 0,
+        "batches": 0,
+        "tasks": 0,
+    }
 
     monkeypatch.setattr(ledger, "charge_for_batch", real_charge)
     retry = post(pg_app, account.api_key, "crashy")
     assert retry.status_code == 201
     assert post(pg_app, account.api_key, "crashy").status_code == 200
     assert ledger_state(pg_app, account.account_id) == {
-        "balance": 980, "ledger_sum": 980, "charges": 1, "batches": 1, "tasks": 2}
+        "balance": 980,
+        "ledger_sum": 980,
+        "charges": 1,
+        "batches": 1,
+        "tasks": 2,
+    }
 
 
 def slow_create(monkeypatch, seconds: float) -> None:
@@ -111,7 +121,12 @@ def test_lock_lost_mid_request_still_yields_one_batch(pg_app, monkeypatch):
     statuses = sorted([first["response"].status_code, second.status_code])
     assert statuses == [200, 201]
     assert ledger_state(pg_app, account.account_id) == {
-        "balance": 980, "ledger_sum": 980, "charges": 1, "batches": 1, "tasks": 2}
+        "balance": 980,
+        "ledger_sum": 980,
+        "charges": 1,
+        "batches": 1,
+        "tasks": 2,
+    }
 
 
 def test_different_payload_while_first_in_flight_is_422(pg_app, monkeypatch):
