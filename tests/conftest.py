@@ -172,8 +172,12 @@ def server_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str
         INTERNAL_WORKER_SECRET=TEST_SECRET,
         API_KEY_CACHE_TTL_S="0",
         SIMULATED_DELAY_MS="0",
-        **extra,
+        # Small pools: several test servers run at once against PostgreSQL's 100 connections,
+        # and a process never needs more connections than its 8 threads.
+        DB_POOL_SIZE="2",
+        DB_MAX_OVERFLOW="8",
     )
+    env.update(extra)
     return env
 
 
