@@ -39,6 +39,17 @@ class BatchCreateSchema(Schema):
         super().__init__(**kwargs)
         self.max_items = max_items
 
+    def load(self, data: Any, **kwargs: Any) -> Any:
+        # Plainly valid bodies, nearly all of them, skip marshmallow's per-field work; the fast
+        # path returns exactly what marshmallow would, and leaves everything else to it.
+        from videobatch.schemas.batch_fast_path import load_plainly_valid
+
+        if not kwargs:
+            loaded = load_plainly_valid(data, self.max_items)
+            if loaded is not None:
+                return loaded
+        return super().load(data, **kwargs)
+
     @validates("items")
     def _items_within_limits(self, value: list[dict[str, Any]], **_: Any) -> None:
         if not 1 <= len(value) <= self.max_items:
