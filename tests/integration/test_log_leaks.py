@@ -81,7 +81,8 @@ def run_flow(url: str, api_key: str) -> None:
 
 
 def test_a_full_flow_logs_no_secret_and_no_prompt(pg_app, postgres_url, redis_url):
-    url, process = start_gunicorn(server_env(postgres_url, redis_url), workers=2, threads=4)
+    env = server_env(postgres_url, redis_url, GUNICORN_ACCESS_LOG="1")  # check both log lines
+    url, process = start_gunicorn(env, workers=2, threads=4)
     try:
         account = make_account(pg_app)
         run_flow(url, account.api_key)
