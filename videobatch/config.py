@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +62,6 @@ class Config:
     simulated_delay_ms: int = 200
     simulated_failure_rate: float = 0.0
     simulated_seed: int = 0
-    embedded_worker: bool = False
     log_level: str = "INFO"
     worker_api_url: str = "http://127.0.0.1:8000"  # where `videobatch worker` finds the API
     # Every call to a dependency is bounded, so a stuck one costs a 503, never a hung thread.
@@ -77,7 +76,6 @@ class Config:
     rate_limit_default: str = "6000 per minute"  # per API key, across the public API
     rate_limit_internal: str = "60000 per minute"  # per worker host, across the internal API
     prometheus_multiproc_dir: str = ""  # set under gunicorn: metrics summed over its workers
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def production(self) -> bool:
@@ -122,7 +120,6 @@ class Config:
             simulated_delay_ms=_int(env, "SIMULATED_DELAY_MS", 200),
             simulated_failure_rate=_float(env, "SIMULATED_FAILURE_RATE", 0.0),
             simulated_seed=_int(env, "SIMULATED_SEED", 0),
-            embedded_worker=env.get("EMBEDDED_WORKER", "") in ("1", "true", "yes"),
             log_level=env.get("LOG_LEVEL", "INFO"),
             worker_api_url=env.get("WORKER_API_URL", "http://127.0.0.1:8000"),
             db_connect_timeout_s=_int(env, "DB_CONNECT_TIMEOUT_S", 5),
