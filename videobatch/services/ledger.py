@@ -10,13 +10,14 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from videobatch import metrics
 from videobatch.db import utcnow
 from videobatch.errors import InsufficientCredits, NotFound
 from videobatch.models import Account, LedgerEntry, LedgerKind
+from videobatch.services.paging import newest_first
 
 # Every create runs these two: Core statements built once cost far less CPU per call than ORM
 # statements built per call.
@@ -201,29 +202,16 @@ def ledger_page(
     starting_after: uuid.UUID | None = None,
 ) -> LedgerPage:
     """The account's balance and its ledger entries, newest first, after ``starting_after``."""
-    query = select(LedgerEntry).where(LedgerEntry.account_id == account_id)
-    if starting_after is not None:
-        cursor = session.execute(
-            select(LedgerEntry.created_at, LedgerEntry.id).where(
-                LedgerEntry.id == starting_after, LedgerEntry.account_id == account_id
-            )
-        ).first()
-        if cursor is None:
-            raise NotFound(f"No ledger entry {starting_after} to start after")
-        query = query.where(
-            or_(
-                LedgerEntry.created_at < cursor.created_at,
-                and_(LedgerEntry.created_at == cursor.created_at, LedgerEntry.id < cursor.id),
-            )
-        )
-    entries = list(
-        session.execute(
-            query.order_by(LedgerEntry.created_at.desc(), LedgerEntry.id.desc()).limit(limit + 1)
-        ).scalars()
+    entries, has_more = newest_first(
+        session,
+        select(LedgerEntry).where(LedgerEntry.account_id == account_id),
+        LedgerEntry,
+        account_id=account_id,
+        starting_after=starting_after,
+        limit=limit,
+        what="ledger entry",
     )
     balance = session.execute(
         select(Account.credits_balance).where(Account.id == account_id)
     ).scalar_one()
-    return LedgerPage(
-        available_credits=balance, entries=entries[:limit], has_more=len(entries) > limit
-    )
+    return LedgerPage(available_credits=balance, entries=entries, has_more=has_more)

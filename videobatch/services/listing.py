@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from videobatch.errors import NotFound
 from videobatch.models import Account, BatchJob, TaskStatus, VideoTask
+from videobatch.services.paging import newest_first
 
 TASK_COLUMNS = (
     VideoTask.id,
@@ -161,37 +162,22 @@ def list_batches(
     starting_after: uuid.UUID | None = None,
     status: str | None = None,
 ) -> BatchPage:
-    """The account's batches, newest first, after the cursor batch ``starting_after``.
-
-    The cursor is a position (created_at, id), not an offset, so batches created while a client
-    pages neither shift the pages nor appear twice.
-    """
+    """The account's batches, newest first, after the cursor batch ``starting_after``."""
     query = select(BatchJob).where(BatchJob.account_id == account_id)
     if status is not None:
         query = query.where(BatchJob.status == status)
-    if starting_after is not None:
-        cursor = session.execute(
-            select(BatchJob.created_at, BatchJob.id).where(
-                BatchJob.id == starting_after, BatchJob.account_id == account_id
-            )
-        ).first()
-        if cursor is None:
-            raise NotFound(f"No batch {starting_after} to start after")
-        query = query.where(
-            or_(
-                BatchJob.created_at < cursor.created_at,
-                and_(BatchJob.created_at == cursor.created_at, BatchJob.id < cursor.id),
-            )
-        )
-    batches = list(
-        session.execute(
-            query.order_by(BatchJob.created_at.desc(), BatchJob.id.desc()).limit(limit + 1)
-        ).scalars()
+    page, has_more = newest_first(
+        session,
+        query,
+        BatchJob,
+        account_id=account_id,
+        starting_after=starting_after,
+        limit=limit,
+        what="batch",
     )
-    page = batches[:limit]
     balance = _balance(session, account_id)
     counts = _counts_by_batch(session, [batch.id for batch in page])
     return BatchPage(
         data=[_view(batch, balance, counts[batch.id], []) for batch in page],
-        has_more=len(batches) > limit,
+        has_more=has_more,
     )
