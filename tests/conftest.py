@@ -22,7 +22,7 @@ import redis
 import requests
 from flask import Flask
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from videobatch import schema
 from videobatch.app import create_app
@@ -51,19 +51,24 @@ def base_config(**changes) -> Config:
 # -- the real services -------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> str:
-    """A fresh database on the real PostgreSQL, built by the migrations."""
-    url = make_url(TEST_DATABASE_URL)
+def recreate_database(url: URL) -> None:
+    """Drop and create ``url``'s database; the full tier fails loudly, never skips, without it."""
     admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
             connection.execute(text(f'CREATE DATABASE "{url.database}"'))
-    except Exception as error:  # the full tier must fail loudly, never skip
+    except Exception as error:
         pytest.fail(f"PostgreSQL at {url.render_as_string()} is not reachable: {error}")
     finally:
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """A fresh database on the real PostgreSQL, built by the migrations."""
+    url = make_url(TEST_DATABASE_URL)
+    recreate_database(url)
     engine = create_engine(url)
     schema.upgrade(engine)
     engine.dispose()

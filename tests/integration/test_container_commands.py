@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from tests.conftest import (
@@ -29,6 +28,7 @@ from tests.conftest import (
     TEST_PEPPER,
     TEST_SECRET,
     free_port,
+    recreate_database,
     stop_process,
 )
 from tests.unit.test_deployment_files import SERVICES, expand
@@ -49,15 +49,7 @@ def stack_database_url() -> Iterator[str]:
     """An empty database of its own, so the migration runs from nothing as on a first deploy."""
     url = make_url(TEST_DATABASE_URL)
     url = url.set(database=f"{url.database}_stack")
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-            connection.execute(text(f'CREATE DATABASE "{url.database}"'))
-    except Exception as error:  # the full tier must fail loudly, never skip
-        pytest.fail(f"PostgreSQL at {url.render_as_string()} is not reachable: {error}")
-    finally:
-        admin.dispose()
+    recreate_database(url)
     yield url.render_as_string(hide_password=False)
 
 
