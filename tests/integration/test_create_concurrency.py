@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import subprocess
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
 import requests
 
-from tests.conftest import free_port, server_env, start_gunicorn, stop_process
+from tests.conftest import server_env, start_gunicorn, stop_process
 from tests.factories import batch_body, ledger_state, make_account
+from tests.support.outages import ThrowawayRedis
 
 pytestmark = pytest.mark.services
 
@@ -93,41 +92,13 @@ def test_replay_after_redis_flush_answers_from_database(live_server, redis_url):
 @pytest.fixture
 def own_redis():
     """A Redis server of this test's own, which the test may stop."""
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            if time.monotonic() > deadline:
-                process.kill()
-                raise
-            time.sleep(0.05)
-    yield process, f"redis://127.0.0.1:{port}/0"
-    if process.poll() is None:
-        process.kill()
-    process.wait()
+    server = ThrowawayRedis().start()
+    yield server
+    server.stop()
 
 
 def test_redis_down_replays_from_database_and_never_double_charges(pg_app, postgres_url, own_redis):
-    redis_process, url_of_redis = own_redis
-    server_url, server = start_gunicorn(server_env(postgres_url, url_of_redis), workers=2)
+    server_url, server = start_gunicorn(server_env(postgres_url, own_redis.url), workers=2)
     try:
         account = make_account(pg_app)
         before = requests.post(
@@ -138,8 +109,7 @@ def test_redis_down_replays_from_database_and_never_double_charges(pg_app, postg
         )
         assert before.status_code == 201
 
-        redis_process.kill()
-        redis_process.wait()
+        own_redis.stop()
 
         replays = post_all_at_once(
             server_url, [(account.api_key, "before-outage", batch_body())] * 10
