@@ -61,10 +61,15 @@ def _write_entry(
     )
 
 
-def grant_credits(session: Session, account_id: uuid.UUID, amount: int) -> int:
-    """Add ``amount`` credits to an account; returns the new balance."""
-    if amount <= 0:
-        raise ValueError("a grant must be positive")
+def current_balance(session: Session, account_id: uuid.UUID) -> int:
+    """The account's balance as of now."""
+    return session.execute(
+        select(Account.credits_balance).where(Account.id == account_id)
+    ).scalar_one()
+
+
+def _add_credits(session: Session, account_id: uuid.UUID, amount: int) -> int:
+    """Add ``amount`` to the balance; returns the new balance."""
     balance = session.execute(
         update(Account)
         .where(Account.id == account_id)
@@ -73,6 +78,14 @@ def grant_credits(session: Session, account_id: uuid.UUID, amount: int) -> int:
     ).scalar_one_or_none()
     if balance is None:
         raise NotFound(f"No account {account_id}")
+    return balance
+
+
+def grant_credits(session: Session, account_id: uuid.UUID, amount: int) -> int:
+    """Add ``amount`` credits to an account; returns the new balance."""
+    if amount <= 0:
+        raise ValueError("a grant must be positive")
+    balance = _add_credits(session, account_id, amount)
     _write_entry(
         session,
         account_id=account_id,
@@ -96,9 +109,7 @@ def charge_for_batch(
         CHARGE, {"account_id": account_id, "amount": amount}
     ).scalar_one_or_none()
     if balance is None:
-        available = session.execute(
-            select(Account.credits_balance).where(Account.id == account_id)
-        ).scalar_one()
+        available = current_balance(session, account_id)
         raise InsufficientCredits(
             f"{amount} credits required, {available} available",
             required_credits=amount,
@@ -125,24 +136,7 @@ def refund_task(
     Call it only in the transaction that moves the task to ``failed`` or ``cancelled``: that
     transition happens once, and ``refund:<task_id>`` fences anything that slips past it.
     """
-    balance = session.execute(
-        update(Account)
-        .where(Account.id == account_id)
-        .values(credits_balance=Account.credits_balance + amount)
-        .returning(Account.credits_balance)
-    ).scalar_one()
-    _write_entry(
-        session,
-        account_id=account_id,
-        delta=amount,
-        kind=LedgerKind.REFUND,
-        balance_after=balance,
-        entry_key=f"refund:{task_id}",
-        batch_id=batch_id,
-        task_id=task_id,
-    )
-    metrics.count_after_commit(session, metrics.CREDITS_REFUNDED, amount)
-    return balance
+    return _refund(session, account_id, batch_id, [task_id], amount)
 
 
 def refund_tasks(
@@ -159,13 +153,18 @@ def refund_tasks(
     """
     if not task_ids:
         return None
+    return _refund(session, account_id, batch_id, task_ids, amount_each)
+
+
+def _refund(
+    session: Session,
+    account_id: uuid.UUID,
+    batch_id: uuid.UUID,
+    task_ids: list[uuid.UUID],
+    amount_each: int,
+) -> int:
     total = amount_each * len(task_ids)
-    balance = session.execute(
-        update(Account)
-        .where(Account.id == account_id)
-        .values(credits_balance=Account.credits_balance + total)
-        .returning(Account.credits_balance)
-    ).scalar_one()
+    balance = _add_credits(session, account_id, total)
     opening = balance - total
     session.execute(
         insert(LedgerEntry),
@@ -211,7 +210,6 @@ def ledger_page(
         limit=limit,
         what="ledger entry",
     )
-    balance = session.execute(
-        select(Account.credits_balance).where(Account.id == account_id)
-    ).scalar_one()
-    return LedgerPage(available_credits=balance, entries=entries, has_more=has_more)
+    return LedgerPage(
+        available_credits=current_balance(session, account_id), entries=entries, has_more=has_more
+    )

@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from videobatch.errors import NotFound
-from videobatch.models import Account, BatchJob, TaskStatus, VideoTask
+from videobatch.models import BatchJob, TaskStatus, VideoTask
+from videobatch.services import ledger
 from videobatch.services.paging import newest_first
 
 TASK_COLUMNS = (
@@ -116,12 +117,6 @@ def _view(
     )
 
 
-def _balance(session: Session, account_id: uuid.UUID) -> int:
-    return session.execute(
-        select(Account.credits_balance).where(Account.id == account_id)
-    ).scalar_one()
-
-
 def _counts_by_batch(session: Session, batch_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict]:
     counts: dict[uuid.UUID, dict[str, int]] = defaultdict(_empty_counts)
     if not batch_ids:
@@ -151,7 +146,7 @@ def get_batch(session: Session, account_id: uuid.UUID, batch_id: uuid.UUID) -> B
     for task in tasks:
         counts[task.status] += 1
     views = [TaskView.of(task) for task in tasks]
-    return _view(batch, _balance(session, account_id), counts, views)
+    return _view(batch, ledger.current_balance(session, account_id), counts, views)
 
 
 def list_batches(
@@ -175,7 +170,7 @@ def list_batches(
         limit=limit,
         what="batch",
     )
-    balance = _balance(session, account_id)
+    balance = ledger.current_balance(session, account_id)
     counts = _counts_by_batch(session, [batch.id for batch in page])
     return BatchPage(
         data=[_view(batch, balance, counts[batch.id], []) for batch in page],
