@@ -82,6 +82,7 @@ def submit_batch(
         replay = _replay(db, caller, request_id, cached.fingerprint, cached.batch_id)
         if replay is not None:
             return replay
+        cached = None  # the entry names a batch the database lacks: asking again cannot help
     payload = load_payload()
     payload_fingerprint = fingerprint(payload)
     if cached is not None:
