@@ -10,7 +10,6 @@ from flask import Blueprint, current_app, request
 
 from videobatch.api.common import load_json
 from videobatch.auth import bearer_or_header, check_worker_secret
-from videobatch.errors import NotFound
 from videobatch.extensions import get_config, get_db
 from videobatch.schemas.worker import (
     ClaimRequestSchema,
@@ -49,13 +48,6 @@ def retry_policy() -> tasks.RetryPolicy:
     return tasks.RetryPolicy(config.retry_base_delay_s, config.retry_max_delay_s)
 
 
-def parse_task_id(raw: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        raise NotFound(f"No task {raw}") from None
-
-
 @bp.post("/tasks/claim")
 def claim() -> dict:
     """Lease up to max_tasks ready tasks to the calling worker (ready first, oldest first)."""
@@ -66,39 +58,39 @@ def claim() -> dict:
     return ClaimResponseSchema().dump({"tasks": claimed})
 
 
-@bp.post("/tasks/<task_id>/heartbeat")
-def heartbeat(task_id: str) -> dict:
+@bp.post("/tasks/<uuid:task_id>/heartbeat")
+def heartbeat(task_id: uuid.UUID) -> dict:
     """Extend a lease the worker still holds; tells whether the batch was cancelled."""
     payload = load_json(HeartbeatRequestSchema())
     with get_db().transaction() as session:
         renewal = tasks.renew_lease(
             session,
-            parse_task_id(task_id),
+            task_id,
             payload["lease_token"],
             lease_seconds=payload["lease_seconds"],
         )
     return HeartbeatResponseSchema().dump(renewal)
 
 
-@bp.post("/tasks/<task_id>/complete")
-def complete(task_id: str) -> dict:
+@bp.post("/tasks/<uuid:task_id>/complete")
+def complete(task_id: uuid.UUID) -> dict:
     """Report a task done with its video URL; the same report again is a replay."""
     payload = load_json(CompleteRequestSchema())
     with get_db().transaction() as session:
         outcome = tasks.complete_task(
-            session, parse_task_id(task_id), payload["lease_token"], video_url=payload["video_url"]
+            session, task_id, payload["lease_token"], video_url=payload["video_url"]
         )
     return TaskOutcomeSchema().dump(outcome)
 
 
-@bp.post("/tasks/<task_id>/fail")
-def fail(task_id: str) -> dict:
+@bp.post("/tasks/<uuid:task_id>/fail")
+def fail(task_id: uuid.UUID) -> dict:
     """Report a failed attempt: requeued with backoff, or ended failed and refunded."""
     payload = load_json(FailRequestSchema())
     with get_db().transaction() as session:
         outcome = tasks.fail_task(
             session,
-            parse_task_id(task_id),
+            task_id,
             payload.pop("lease_token"),
             policy=retry_policy(),
             **payload,
