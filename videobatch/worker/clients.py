@@ -6,15 +6,25 @@ Both speak the same four verbs as the internal API, so the runner does not care 
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 import requests
+from sqlalchemy.orm import Session
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random,
+)
 
 from videobatch.config import Config
 from videobatch.errors import LeaseLost
@@ -47,12 +57,19 @@ class LeaseLostError(Exception):
 
 
 class TaskApiError(Exception):
-    """The internal API refused a request for a reason a retry will not fix."""
+    """The internal API answered with an error (``retryable`` tells whether to try again)."""
 
     def __init__(self, status: int, code: str, detail: str) -> None:
         super().__init__(f"{status} {code}: {detail}")
         self.status = status
         self.code = code
+
+    @property
+    def retryable(self) -> bool:
+        """Overload or a server error: the same request may succeed shortly."""
+        if self.code == "internal_api_disabled":
+            return False
+        return self.status == 429 or self.status >= 500
 
     @property
     def fatal(self) -> bool:
@@ -110,8 +127,14 @@ class HttpTaskClient:
         self.worker_id = worker_id
         self._secret = secret
         self._timeout = timeout
-        self._attempts = attempts
         self._local = threading.local()  # a requests.Session per thread
+        self._retrying = Retrying(
+            stop=stop_after_attempt(attempts),
+            wait=wait_exponential(multiplier=0.2, max=5.0) + wait_random(0, 0.1),
+            retry=retry_if_exception(_retryable),
+            before_sleep=_log_retry,
+            reraise=True,
+        )
 
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
@@ -122,36 +145,20 @@ class HttpTaskClient:
         return session
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        delay = 0.2
-        for attempt in range(1, self._attempts + 1):
-            last = attempt == self._attempts
-            try:
-                response = self._session().post(
-                    self.base_url + path, json=body, timeout=self._timeout
-                )
-            except requests.RequestException as error:
-                if last:
-                    raise
-                log.warning("internal API unreachable (%s); retrying in %.1fs", error, delay)
-            else:
-                if response.status_code < 400:
-                    return response.json()
-                problem = _problem(response)
-                if response.status_code == 409 and problem.get("code") == "lease_lost":
-                    raise LeaseLostError(problem.get("detail", "lease lost"))
-                retryable = response.status_code == 429 or response.status_code >= 500
-                if not retryable or last or problem.get("code") == "internal_api_disabled":
-                    raise TaskApiError(
-                        response.status_code,
-                        str(problem.get("code", "http_error")),
-                        str(problem.get("detail", response.reason)),
-                    )
-                log.warning(
-                    "internal API answered %s; retrying in %.1fs", response.status_code, delay
-                )
-            time.sleep(delay * random.uniform(0.5, 1.0))
-            delay = min(delay * 2, 5.0)
-        raise AssertionError("unreachable")
+        return self._retrying(self._post_once, path, body)
+
+    def _post_once(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = self._session().post(self.base_url + path, json=body, timeout=self._timeout)
+        if response.status_code < 400:
+            return response.json()
+        problem = _problem(response)
+        if response.status_code == 409 and problem.get("code") == "lease_lost":
+            raise LeaseLostError(problem.get("detail", "lease lost"))
+        raise TaskApiError(
+            response.status_code,
+            str(problem.get("code", "http_error")),
+            str(problem.get("detail", response.reason)),
+        )
 
     def claim(self, max_tasks: int, lease_seconds: int) -> list[Lease]:
         body = {"worker_id": self.worker_id, "max_tasks": max_tasks, "lease_seconds": lease_seconds}
@@ -182,6 +189,18 @@ class HttpTaskClient:
             },
         )
         return Report(status=answer["status"], batch_status=answer.get("batch_status"))
+
+
+def _retryable(error: BaseException) -> bool:
+    if isinstance(error, TaskApiError):
+        return error.retryable
+    return isinstance(error, requests.RequestException)
+
+
+def _log_retry(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome else None
+    delay = state.next_action.sleep if state.next_action else 0.0
+    log.warning("internal API call failed (%s); retrying in %.1fs", error, delay)
 
 
 def _problem(response: requests.Response) -> dict[str, Any]:
@@ -261,38 +280,38 @@ class LocalTaskClient:
             for item in claimed
         ]
 
-    def heartbeat(self, lease: Lease, lease_seconds: int) -> bool:
+    @contextmanager
+    def _report(self) -> Iterator[Session]:
+        """A report's transaction, with a lost lease raised as the runner expects it."""
         try:
             with self.db.transaction() as session:
-                renewal = tasks.renew_lease(
-                    session, lease.task.task_id, lease.lease_token, lease_seconds=lease_seconds
-                )
+                yield session
         except LeaseLost as error:
             raise LeaseLostError(error.detail) from None
+
+    def heartbeat(self, lease: Lease, lease_seconds: int) -> bool:
+        with self._report() as session:
+            renewal = tasks.renew_lease(
+                session, lease.task.task_id, lease.lease_token, lease_seconds=lease_seconds
+            )
         return renewal.cancel_requested
 
     def complete(self, lease: Lease, video_url: str) -> Report:
-        try:
-            with self.db.transaction() as session:
-                outcome = tasks.complete_task(
-                    session, lease.task.task_id, lease.lease_token, video_url=video_url
-                )
-        except LeaseLost as error:
-            raise LeaseLostError(error.detail) from None
+        with self._report() as session:
+            outcome = tasks.complete_task(
+                session, lease.task.task_id, lease.lease_token, video_url=video_url
+            )
         return Report(status=outcome.status, batch_status=outcome.batch_status)
 
     def fail(self, lease: Lease, error_code: str, error_message: str, retryable: bool) -> Report:
-        try:
-            with self.db.transaction() as session:
-                outcome = tasks.fail_task(
-                    session,
-                    lease.task.task_id,
-                    lease.lease_token,
-                    error_code=error_code,
-                    error_message=error_message[:2000],
-                    retryable=retryable,
-                    policy=self.policy,
-                )
-        except LeaseLost as error:
-            raise LeaseLostError(error.detail) from None
+        with self._report() as session:
+            outcome = tasks.fail_task(
+                session,
+                lease.task.task_id,
+                lease.lease_token,
+                error_code=error_code,
+                error_message=error_message[:2000],
+                retryable=retryable,
+                policy=self.policy,
+            )
         return Report(status=outcome.status, batch_status=outcome.batch_status)
