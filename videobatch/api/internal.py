@@ -25,6 +25,7 @@ from videobatch.schemas.worker import (
 from videobatch.services import tasks
 from videobatch.worker.clients import LocalTaskClient, ReapSchedule
 from videobatch.worker.providers import load_provider
+from videobatch.worker.runner import RUN_ONCE_OUTCOMES
 from videobatch.worker.runner import run_once as run_tasks
 
 bp = Blueprint("internal", __name__, url_prefix="/api/internal")
@@ -111,8 +112,7 @@ def run_once() -> dict:
         reaper=reaper(),
     )
     results = run_tasks(client, provider, max_tasks=payload["max_tasks"])
-    counts = {outcome: 0 for outcome in ("completed", "requeued", "failed", "cancelled")}
-    counts["lease_lost"] = 0
+    counts = dict.fromkeys(RUN_ONCE_OUTCOMES, 0)
     for result in results:
         if result.outcome in counts:
             counts[result.outcome] += 1

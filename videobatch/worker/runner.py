@@ -34,6 +34,7 @@ COMPLETED, REQUEUED, FAILED, CANCELLED, LEASE_LOST = (
     "lease_lost",
 )
 _BY_STATUS = {"completed": COMPLETED, "queued": REQUEUED, "failed": FAILED, "cancelled": CANCELLED}
+RUN_ONCE_OUTCOMES = (COMPLETED, REQUEUED, FAILED, CANCELLED, LEASE_LOST)
 
 
 @dataclass
