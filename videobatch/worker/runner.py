@@ -147,6 +147,15 @@ def execute(client: TaskClient, provider: VideoProvider, running: Running) -> At
     )
 
 
+def attempt(client: TaskClient, provider: VideoProvider, running: Running) -> AttemptResult:
+    """``execute``, where a report that could not be made is an outcome, not an exception."""
+    try:
+        return execute(client, provider, running)
+    except Exception as error:  # the report itself failed: the lease will expire and retry it
+        log.error("task %s: could not report: %s", running.lease.task.task_id, error)
+        return AttemptResult(running.lease, "report_failed")
+
+
 def _log_result(result: AttemptResult) -> None:
     task = result.lease.task
     log.info(
@@ -183,10 +192,7 @@ def _run_tracked(
     running = Running(lease)
     heartbeats.add(running)
     try:
-        result = execute(client, provider, running)
-    except Exception as error:  # the report itself failed: the lease will expire and retry it
-        log.error("task %s: could not report: %s", lease.task.task_id, error)
-        result = AttemptResult(lease, "report_failed")
+        result = attempt(client, provider, running)
     finally:
         heartbeats.remove(running)
     _log_result(result)
@@ -290,7 +296,7 @@ class Worker:
             for lease in claimed:
                 running = Running(lease)
                 heartbeats.add(running)
-                in_flight[pool.submit(execute, self.client, self.provider, running)] = running
+                in_flight[pool.submit(attempt, self.client, self.provider, running)] = running
             if claimed and len(in_flight) < self.concurrency:
                 continue  # there was work: ask again at once for the free slots
             timeout = None if len(in_flight) >= self.concurrency else idle_wait
@@ -321,11 +327,7 @@ class Worker:
         self, heartbeats: HeartbeatLoop, running: Running, future: Future[AttemptResult]
     ) -> None:
         heartbeats.remove(running)
-        try:
-            result = future.result()
-        except Exception as error:  # the report failed: the lease runs out, a retry follows
-            log.error("task %s: could not report: %s", running.lease.task.task_id, error)
-            result = AttemptResult(running.lease, "report_failed")
+        result = future.result()
         self.stats.count(result.outcome)
         _log_result(result)
 
