@@ -161,9 +161,6 @@ def register_error_handlers(app: Flask) -> None:
             allowed = getattr(error, "valid_methods", None)
             if allowed:
                 response.headers["Allow"] = ", ".join(allowed)
-        retry_after = getattr(error, "retry_after", None)
-        if retry_after:
-            response.headers["Retry-After"] = str(retry_after)
         return response
 
     @app.errorhandler(sa_exc.DBAPIError)

@@ -284,6 +284,7 @@ def test_wrong_method_is_405_problem_json(app, client):
     response = client.delete(URL, headers={"x-api-key": account.api_key})
     assert response.status_code == 405
     assert response.get_json()["code"] == "method_not_allowed"
+    assert {"GET", "POST"} <= set(response.headers["Allow"].split(", "))
 
 
 def test_body_over_limit_is_413(app, client):
